@@ -1,0 +1,146 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aqualoop/aqualoop/collector"
+	"github.com/aqualoop/aqualoop/collector/wire"
+)
+
+// ErrOffline is returned by Publish while the broker is unreachable; the caller keeps the reading
+// and tries again later.
+var ErrOffline = errors.New("mqtt broker not connected")
+
+// Metrics are the publisher's Prometheus series.
+type Metrics struct {
+	published prometheus.Counter
+	failed    *prometheus.CounterVec
+	latency   prometheus.Histogram
+	connected prometheus.Gauge
+}
+
+// NewMetrics registers the publisher's metrics with reg (which may be nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aqualoop_edge_published_total", Help: "Readings acknowledged by the broker.",
+		}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aqualoop_edge_publish_failures_total", Help: "Publish attempts that were not acknowledged, by reason.",
+		}, []string{"reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "aqualoop_edge_publish_seconds", Help: "Time from publish to PUBACK.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aqualoop_edge_broker_connected", Help: "1 while the MQTT connection is up.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.published, m.failed, m.latency, m.connected)
+	}
+	return m
+}
+
+// Publisher sends readings for one edge.
+type Publisher struct {
+	cfg     Broker
+	site    string
+	edge    string
+	client  mqtt.Client
+	logger  *slog.Logger
+	metrics *Metrics
+	online  atomic.Bool
+}
+
+// New prepares a publisher; Run connects it.
+func New(cfg Broker, site, edge string, logger *slog.Logger, m *Metrics) (*Publisher, error) {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "aqualoop-edge-" + site + "-" + edge
+	}
+	opts, err := cfg.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{cfg: cfg, site: site, edge: edge, logger: logger, metrics: m}
+	status := wire.StatusTopic(site, edge)
+	opts.SetWill(status, wire.StatusOffline, 1, true)
+	opts.SetOnConnectHandler(func(c mqtt.Client) {
+		p.online.Store(true)
+		m.connected.Set(1)
+		logger.Info("mqtt connected", "topic", status)
+		// Not waited for here: paho calls this on its own goroutine and the status is
+		// best-effort; the will covers the opposite case.
+		c.Publish(status, 1, true, wire.StatusOnline)
+	})
+	opts.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		p.online.Store(false)
+		m.connected.Set(0)
+		logger.Warn("mqtt connection lost, readings stay queued until it is back", "err", err)
+	})
+	p.client = mqtt.NewClient(opts)
+	return p, nil
+}
+
+// Run keeps the connection until ctx ends, then publishes the offline status and disconnects.
+func (p *Publisher) Run(ctx context.Context) error {
+	// With ConnectRetry the token completes only once connected, so it is not waited for.
+	p.client.Connect()
+	<-ctx.Done()
+	if p.client.IsConnectionOpen() {
+		t := p.client.Publish(wire.StatusTopic(p.site, p.edge), 1, true, wire.StatusOffline)
+		t.WaitTimeout(2 * time.Second)
+	}
+	p.client.Disconnect(250)
+	p.online.Store(false)
+	p.metrics.connected.Set(0)
+	return nil
+}
+
+// Connected reports whether the broker connection is up.
+func (p *Publisher) Connected() bool { return p.online.Load() && p.client.IsConnectionOpen() }
+
+// Publish sends one reading and waits for the broker's acknowledgement (QoS 1). Only a nil error
+// means the broker has it.
+func (p *Publisher) Publish(ctx context.Context, r collector.Reading) error {
+	if !p.Connected() {
+		p.metrics.failed.WithLabelValues("offline").Inc()
+		return ErrOffline
+	}
+	payload, err := wire.Encode(r)
+	if err != nil {
+		p.metrics.failed.WithLabelValues("encode").Inc()
+		return fmt.Errorf("encode reading of %s: %w", r.Meter, err)
+	}
+	start := time.Now()
+	t := p.client.Publish(wire.ReadingTopic(r.Site, r.Meter), p.cfg.QoS, false, payload)
+	timer := time.NewTimer(p.cfg.Timeout)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+	case <-ctx.Done():
+		p.metrics.failed.WithLabelValues("canceled").Inc()
+		return ctx.Err()
+	case <-timer.C:
+		p.metrics.failed.WithLabelValues("timeout").Inc()
+		return fmt.Errorf("publish %s seq %d: no acknowledgement within %s", r.Meter, r.Seq, p.cfg.Timeout)
+	}
+	if err := t.Error(); err != nil {
+		p.metrics.failed.WithLabelValues("broker").Inc()
+		return fmt.Errorf("publish %s seq %d: %w", r.Meter, r.Seq, err)
+	}
+	p.metrics.published.Inc()
+	p.metrics.latency.Observe(time.Since(start).Seconds())
+	return nil
+}
