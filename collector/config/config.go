@@ -15,7 +15,9 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaulter is implemented by configs that fill in defaults before validation.
+// Defaulter is implemented by configs that fill in defaults. Parse calls Default after decoding
+// and before validation, so Default fills only the fields the file left at their zero value; a
+// parent's Default calls its children's.
 type Defaulter interface{ Default() }
 
 // Validator is implemented by configs that check themselves. Validate adds every problem it finds.
@@ -77,9 +79,6 @@ func Load(path string, v any) error {
 
 // Parse is Load for data already in memory; name is used in messages.
 func Parse(name string, data []byte, v any) error {
-	if d, ok := v.(Defaulter); ok {
-		d.Default()
-	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return &Error{File: name, Problems: []Problem{syntaxProblem(err)}}
@@ -96,6 +95,9 @@ func Parse(name string, data []byte, v any) error {
 			return e
 		}
 		return &Error{File: name, Problems: []Problem{syntaxProblem(err)}}
+	}
+	if d, ok := v.(Defaulter); ok {
+		d.Default()
 	}
 	val, ok := v.(Validator)
 	if !ok {
