@@ -1,0 +1,351 @@
+// Package ingest is the platform's entry point for readings: it subscribes to the edges' MQTT
+// topics (a persistent session, shared subscriptions so several instances split the load),
+// validates and de-duplicates each reading, stores it, feeds it to the ledger and hands the
+// changed volume buckets on. A malformed message is counted, logged once per kind and republished
+// to the dead-letter topic; it never stops ingest. A reading is acknowledged to the broker only
+// after it is stored, so a platform crash loses nothing.
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/collector"
+	"github.com/aqualoop/aqualoop/collector/config"
+	"github.com/aqualoop/aqualoop/collector/publish"
+	"github.com/aqualoop/aqualoop/collector/wire"
+)
+
+// Config is the platform's MQTT side.
+type Config struct {
+	MQTT publish.Broker `yaml:"mqtt"`
+	// Group is the shared-subscription group; instances in one group split the messages. Empty
+	// means a plain subscription.
+	Group string `yaml:"group"`
+	// Sites this instance ingests ("+" for all), the unit of sharding.
+	Sites []string `yaml:"sites"`
+}
+
+// Default fills in defaults.
+func (c *Config) Default() {
+	c.MQTT.Default()
+	if c.MQTT.ClientID == "" {
+		c.MQTT.ClientID = "aqualoop-platform"
+	}
+	if c.Group == "" {
+		c.Group = "aqualoop"
+	}
+	if len(c.Sites) == 0 {
+		c.Sites = []string{"+"}
+	}
+}
+
+// Validate reports every problem under path.
+func (c *Config) Validate(p *config.Problems, path string) {
+	c.MQTT.Validate(p, path)
+	if c.Group != "" && !wire.ValidID(c.Group) {
+		p.Addf(path+".group", "%q is not a valid group name", c.Group)
+	}
+	for i, s := range c.Sites {
+		if s != "+" && !wire.ValidID(s) {
+			p.Addf(fmt.Sprintf("%s.sites[%d]", path, i), "%q is neither a site id nor +", s)
+		}
+	}
+}
+
+// Store is what ingest writes to.
+type Store interface {
+	WriteReadings(ctx context.Context, rs []collector.Reading) error
+	WriteBuckets(ctx context.Context, bs []ledger.Bucket) error
+}
+
+// Ledger turns a stored reading into changed buckets.
+type Ledger interface {
+	Add(ctx context.Context, r collector.Reading) ([]ledger.Bucket, error)
+}
+
+// Rejection kinds, the label of the rejected-messages counter.
+const (
+	KindDecode       = "decode"
+	KindTopic        = "topic"
+	KindMismatch     = "topic_mismatch"
+	KindUnknownMeter = "unknown_meter"
+)
+
+// Metrics are ingest's Prometheus series.
+type Metrics struct {
+	received   prometheus.Counter
+	stored     prometheus.Counter
+	duplicates prometheus.Counter
+	rejected   *prometheus.CounterVec
+	storeErrs  prometheus.Counter
+	lag        prometheus.Histogram
+}
+
+// NewMetrics registers ingest's metrics with reg (which may be nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		received: prometheus.NewCounter(prometheus.CounterOpts{Name: "aqualoop_ingest_messages_total", Help: "MQTT messages received."}),
+		stored:   prometheus.NewCounter(prometheus.CounterOpts{Name: "aqualoop_ingest_readings_stored_total", Help: "Readings written to the store."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aqualoop_ingest_duplicates_total", Help: "Readings received again (same meter, sequence and time) and skipped.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aqualoop_ingest_rejected_total", Help: "Messages dead-lettered, by kind.",
+		}, []string{"kind"}),
+		storeErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "aqualoop_ingest_store_errors_total", Help: "Failed store writes (retried; the message is not acknowledged until stored).",
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "aqualoop_ingest_lag_seconds", Help: "Wall time from a reading's timestamp to its storage.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.received, m.stored, m.duplicates, m.rejected, m.storeErrs, m.lag)
+	}
+	return m
+}
+
+// Rejected returns how many messages of a kind were dead-lettered (for tests and /healthz).
+func (m *Metrics) Rejected(kind string) float64 {
+	var d dto.Metric
+	if err := m.rejected.WithLabelValues(kind).Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
+}
+
+// Options are what the caller injects.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *Metrics
+	// Known reports whether a meter belongs to a site this platform models. Nil accepts all.
+	Known func(site, meter string) bool
+	// OnBuckets receives every set of changed buckets after they are stored (the engine's input).
+	OnBuckets func([]ledger.Bucket)
+	// Now is the wall clock, for lag metrics.
+	Now func() time.Time
+}
+
+// Ingester consumes readings.
+type Ingester struct {
+	cfg    Config
+	store  Store
+	ledger Ledger
+	opts   Options
+	client mqtt.Client
+
+	mu     sync.Mutex
+	seen   map[string]*recent // meter key → recently stored sequence numbers
+	logged map[string]bool    // rejection kinds already logged
+}
+
+// New prepares an ingester; Run connects it.
+func New(cfg Config, st Store, l Ledger, opts Options) *Ingester {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Ingester{cfg: cfg, store: st, ledger: l, opts: opts, seen: map[string]*recent{}, logged: map[string]bool{}}
+}
+
+// Run subscribes and ingests until ctx ends.
+func (in *Ingester) Run(ctx context.Context) error {
+	o, err := in.cfg.MQTT.ClientOptions()
+	if err != nil {
+		return err
+	}
+	// Handlers run one at a time in arrival order: the ledger relies on per-meter order, and a
+	// slow store then slows the broker's delivery instead of piling up goroutines.
+	o.SetOrderMatters(true)
+	o.SetAutoAckDisabled(true)
+	filters := map[string]byte{}
+	for _, s := range in.cfg.Sites {
+		filters[wire.ReadingFilter(in.cfg.Group, s)] = 1
+	}
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		if err := in.Handle(ctx, m.Topic(), m.Payload()); err != nil {
+			// Only a canceled context gets here: leave the message unacknowledged so the broker
+			// delivers it again to the next session.
+			return
+		}
+		m.Ack()
+	}
+	o.SetOnConnectHandler(func(c mqtt.Client) {
+		in.opts.Logger.Info("mqtt connected, subscribing", "topic", fmt.Sprint(filters))
+		t := c.SubscribeMultiple(filters, handler)
+		if t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {
+			in.opts.Logger.Error("subscribe failed", "err", t.Error())
+		}
+	})
+	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+		in.opts.Logger.Warn("mqtt connection lost, reconnecting; the broker keeps the session", "err", err)
+	})
+	in.client = mqtt.NewClient(o)
+	in.client.Connect()
+	<-ctx.Done()
+	in.client.Disconnect(250)
+	return nil
+}
+
+// Handle runs one message through validation, de-duplication, the store and the ledger. It
+// returns an error only when ctx ended before the reading was stored; every other problem is
+// dead-lettered or retried inside.
+func (in *Ingester) Handle(ctx context.Context, topic string, payload []byte) error {
+	m := in.opts.Metrics
+	m.received.Inc()
+	site, meter, err := wire.ParseReadingTopic(topic)
+	if err != nil {
+		in.reject(KindTopic, "_", topic, payload, err)
+		return nil
+	}
+	r, err := wire.Decode(payload)
+	if err != nil {
+		in.reject(KindDecode, site, topic, payload, err)
+		return nil
+	}
+	if r.Site != site || r.Meter != meter {
+		in.reject(KindMismatch, site, topic, payload, fmt.Errorf("payload is for %s/%s", r.Site, r.Meter))
+		return nil
+	}
+	if in.opts.Known != nil && !in.opts.Known(site, meter) {
+		in.reject(KindUnknownMeter, site, topic, payload, fmt.Errorf("meter %s is not in the model of site %s", meter, site))
+		return nil
+	}
+	if in.duplicate(r) {
+		m.duplicates.Inc()
+		return nil
+	}
+	if err := in.retry(ctx, "store reading", func() error { return in.store.WriteReadings(ctx, []collector.Reading{r}) }); err != nil {
+		return err
+	}
+	m.stored.Inc()
+	m.lag.Observe(in.opts.Now().Sub(r.Time).Seconds())
+	in.remember(r)
+	var buckets []ledger.Bucket
+	if err := in.retry(ctx, "update ledger", func() error {
+		var err error
+		buckets, err = in.ledger.Add(ctx, r)
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(buckets) == 0 {
+		return nil
+	}
+	if err := in.retry(ctx, "store buckets", func() error { return in.store.WriteBuckets(ctx, buckets) }); err != nil {
+		return err
+	}
+	if in.opts.OnBuckets != nil {
+		in.opts.OnBuckets(buckets)
+	}
+	return nil
+}
+
+// retry repeats op with backoff until it succeeds or ctx ends: a store that is down delays
+// ingest (the broker holds the messages) but never loses a reading.
+func (in *Ingester) retry(ctx context.Context, what string, op func() error) error {
+	backoff := 200 * time.Millisecond
+	for {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		in.opts.Metrics.storeErrs.Inc()
+		in.opts.Logger.Warn(what+" failed, retrying; message not acknowledged yet", "err", err, "took", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+type deadLetter struct {
+	Kind     string    `json:"kind"`
+	Error    string    `json:"error"`
+	Topic    string    `json:"topic"`
+	Payload  string    `json:"payload"`
+	Received time.Time `json:"received"`
+}
+
+func (in *Ingester) reject(kind, site, topic string, payload []byte, err error) {
+	in.opts.Metrics.rejected.WithLabelValues(kind).Inc()
+	in.mu.Lock()
+	first := !in.logged[kind]
+	in.logged[kind] = true
+	in.mu.Unlock()
+	if first {
+		in.opts.Logger.Warn("message rejected and dead-lettered; further ones of this kind are only counted",
+			"kind", kind, "topic", topic, "err", err)
+	}
+	if in.client == nil || !in.client.IsConnectionOpen() {
+		return
+	}
+	body, _ := json.Marshal(deadLetter{Kind: kind, Error: err.Error(), Topic: topic, Payload: string(payload), Received: in.opts.Now().UTC()})
+	// Not waited for: the dead-letter copy must never hold up the readings behind it.
+	in.client.Publish(wire.DeadLetterTopic(site), 1, false, body)
+}
+
+// recent remembers the last readings stored for one meter by (sequence, time): the pair, not the
+// sequence alone, so an edge whose counter restarted is never mistaken for a replay.
+type recent struct {
+	keys [256]seqTime
+	next int
+	set  map[seqTime]struct{}
+}
+
+type seqTime struct {
+	seq  uint64
+	nano int64
+}
+
+func idOf(r collector.Reading) seqTime { return seqTime{r.Seq, r.Time.UnixNano()} }
+
+func key(r collector.Reading) string { return r.Site + "/" + r.Meter + "/" + r.Edge }
+
+func (in *Ingester) duplicate(r collector.Reading) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	rc := in.seen[key(r)]
+	if rc == nil {
+		return false
+	}
+	_, ok := rc.set[idOf(r)]
+	return ok
+}
+
+func (in *Ingester) remember(r collector.Reading) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	rc := in.seen[key(r)]
+	if rc == nil {
+		rc = &recent{set: make(map[seqTime]struct{}, 256)}
+		in.seen[key(r)] = rc
+	}
+	if len(rc.set) >= len(rc.keys) {
+		delete(rc.set, rc.keys[rc.next])
+	}
+	rc.keys[rc.next] = idOf(r)
+	rc.set[idOf(r)] = struct{}{}
+	rc.next = (rc.next + 1) % len(rc.keys)
+}
