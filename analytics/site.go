@@ -290,7 +290,7 @@ func (s *Site) checkFlowEnds(p *config.Problems, path string, f Flow, from, to N
 		}
 	case Cascade, WastewaterReuse, Condensate, Internal:
 		if from.Type != Unit || to.Type != Unit {
-			p.Addf(path, "a %s flow goes between two units", f.Kind)
+			p.Addf(path, "a flow of kind %s goes between two units", f.Kind)
 		}
 	}
 	if from.Type == Sink {
