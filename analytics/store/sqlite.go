@@ -1,0 +1,355 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/collector"
+
+	_ "modernc.org/sqlite" // the pure-Go "sqlite" database/sql driver
+)
+
+var _ Store = (*SQLite)(nil)
+
+// SQLite is the store in one SQLite file, for the embedded demo and small sites. Readings keep
+// their points as JSON beside the row; a bad point's value is not kept and reads back as 0, as in
+// InfluxDB.
+//
+// It is safe for concurrent use. Writes go through a single connection, so concurrent writers
+// queue in Go (respecting their contexts) instead of spinning on SQLITE_BUSY; reads use their own
+// connections and, in WAL mode, never wait for a writer.
+type SQLite struct {
+	w, r        *sql.DB
+	putReading  *sql.Stmt
+	putBucket   *sql.Stmt
+	getReadings *sql.Stmt
+	getLast     *sql.Stmt
+	getBuckets  *sql.Stmt
+}
+
+// sqliteMigrations are applied in order; the schema version is the number applied. Append only:
+// a released migration is never edited.
+var sqliteMigrations = []string{
+	// 1: readings keyed by (site, meter, time), so a replayed reading overwrites itself, and the
+	// volume ledger keyed by (site, meter, start). Times are Unix nanoseconds.
+	`CREATE TABLE readings (
+		site        TEXT    NOT NULL,
+		meter       TEXT    NOT NULL,
+		time        INTEGER NOT NULL,
+		edge        TEXT    NOT NULL,
+		seq         INTEGER NOT NULL,
+		time_source TEXT    NOT NULL,
+		points      TEXT    NOT NULL,
+		PRIMARY KEY (site, meter, time)
+	) WITHOUT ROWID;
+	CREATE TABLE buckets (
+		site     TEXT    NOT NULL,
+		meter    TEXT    NOT NULL,
+		start    INTEGER NOT NULL,
+		volume   REAL    NOT NULL,
+		flags    INTEGER NOT NULL,
+		coverage REAL    NOT NULL,
+		PRIMARY KEY (site, meter, start)
+	) WITHOUT ROWID;
+	-- A site's buckets over a short range, across all its meters, without scanning each meter's history.
+	CREATE INDEX buckets_by_start ON buckets (site, start);`,
+}
+
+// OpenSQLite opens (creating if needed) the store file at path and brings its schema up to date.
+func OpenSQLite(path string) (*SQLite, error) {
+	// The path goes in a file: URI so that '?' or '#' in it cannot be taken for parameters.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)"
+	w, err := sql.Open("sqlite", dsn+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &SQLite{w: w}
+	if err := s.migrate(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
+	}
+	s.r.SetMaxOpenConns(4)
+	if err := s.prepare(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate() error {
+	ctx := context.Background()
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS store_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	var have int
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM store_migrations`).Scan(&have); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if have > len(sqliteMigrations) {
+		return fmt.Errorf("schema version %d is newer than this program's %d; upgrade aqualoop", have, len(sqliteMigrations))
+	}
+	for v := have + 1; v <= len(sqliteMigrations); v++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate to schema version %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, sqliteMigrations[v-1]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to schema version %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO store_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("record schema version %d: %w", v, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit schema version %d: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion is the number of migrations applied to the file.
+func (s *SQLite) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM store_migrations`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}
+
+func (s *SQLite) prepare() error {
+	var err error
+	prep := func(db *sql.DB, dst **sql.Stmt, q string) {
+		if err == nil {
+			*dst, err = db.Prepare(q)
+		}
+	}
+	prep(s.w, &s.putReading, `INSERT INTO readings (site, meter, time, edge, seq, time_source, points)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (site, meter, time) DO UPDATE SET
+			edge = excluded.edge, seq = excluded.seq, time_source = excluded.time_source, points = excluded.points`)
+	prep(s.w, &s.putBucket, `INSERT INTO buckets (site, meter, start, volume, flags, coverage)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (site, meter, start) DO UPDATE SET
+			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`)
+	prep(s.r, &s.getReadings, `SELECT time, edge, seq, time_source, points FROM readings
+		WHERE site = ? AND meter = ? AND time >= ? AND time <= ? ORDER BY time`)
+	prep(s.r, &s.getLast, `SELECT time, edge, seq, time_source, points FROM readings
+		WHERE site = ? AND meter = ? AND time <= ? ORDER BY time DESC LIMIT 1`)
+	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
+		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
+	if err != nil {
+		return fmt.Errorf("prepare statements: %w", err)
+	}
+	return nil
+}
+
+// sqlPoint is a point as stored in readings.points.
+type sqlPoint struct {
+	pointMeta
+	Value *float64 `json:"v,omitempty"` // nil for a bad point
+}
+
+// WriteReadings stores rs in one transaction: all of them or none.
+func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	for _, r := range rs {
+		if err := checkReading(r); err != nil {
+			return fmt.Errorf("write readings: %w", err)
+		}
+	}
+	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, s.putReading)
+		pts := make([]sqlPoint, 0, 4)
+		for _, r := range rs {
+			pts = pts[:0]
+			for _, p := range r.Points {
+				sp := sqlPoint{pointMeta: pointMeta{Name: p.Name, Unit: p.Unit, Quality: p.Quality, Code: p.Code, Error: p.Error}}
+				if p.Quality != collector.Bad {
+					sp.Value = &p.Value
+				}
+				pts = append(pts, sp)
+			}
+			js, err := json.Marshal(pts)
+			if err != nil {
+				return fmt.Errorf("encode points of %s/%s: %w", r.Site, r.Meter, err)
+			}
+			if _, err := stmt.ExecContext(ctx, r.Site, r.Meter, r.Time.UnixNano(), r.Edge, int64(r.Seq), string(r.TimeSource), string(js)); err != nil {
+				return fmt.Errorf("%s/%s at %v: %w", r.Site, r.Meter, r.Time, err)
+			}
+		}
+		return nil
+	})
+}
+
+// WriteBuckets stores bs in one transaction: all of them or none.
+func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	for _, b := range bs {
+		if err := checkBucket(b); err != nil {
+			return fmt.Errorf("write buckets: %w", err)
+		}
+	}
+	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, s.putBucket)
+		for _, b := range bs {
+			if _, err := stmt.ExecContext(ctx, b.Site, b.Meter, b.Start.UnixNano(), b.Volume, int64(b.Flags), b.Coverage); err != nil {
+				return fmt.Errorf("%s/%s at %v: %w", b.Site, b.Meter, b.Start, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", what, err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", what, err)
+	}
+	return nil
+}
+
+// Readings returns the readings of one meter with from <= time < to, oldest first.
+func (s *SQLite) Readings(ctx context.Context, site, meter string, from, to time.Time) ([]collector.Reading, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.getReadings.QueryContext(ctx, site, meter, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read readings of %s/%s: %w", site, meter, err)
+	}
+	defer rows.Close()
+	var out []collector.Reading
+	for rows.Next() {
+		r, err := scanReading(rows, site, meter)
+		if err != nil {
+			return nil, fmt.Errorf("read readings of %s/%s: %w", site, meter, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read readings of %s/%s: %w", site, meter, err)
+	}
+	return out, nil
+}
+
+// LastReading returns the newest reading of a meter at or before t.
+func (s *SQLite) LastReading(ctx context.Context, site, meter string, t time.Time) (collector.Reading, bool, error) {
+	if t.Before(minTime) {
+		return collector.Reading{}, false, nil
+	}
+	rows, err := s.getLast.QueryContext(ctx, site, meter, clampNanos(t))
+	if err != nil {
+		return collector.Reading{}, false, fmt.Errorf("read last reading of %s/%s: %w", site, meter, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return collector.Reading{}, false, fmt.Errorf("read last reading of %s/%s: %w", site, meter, err)
+		}
+		return collector.Reading{}, false, nil
+	}
+	r, err := scanReading(rows, site, meter)
+	if err != nil {
+		return collector.Reading{}, false, fmt.Errorf("read last reading of %s/%s: %w", site, meter, err)
+	}
+	return r, true, nil
+}
+
+func scanReading(rows *sql.Rows, site, meter string) (collector.Reading, error) {
+	var (
+		ns      int64
+		seq     int64
+		ts, pjs string
+		r       = collector.Reading{Site: site, Meter: meter}
+	)
+	if err := rows.Scan(&ns, &r.Edge, &seq, &ts, &pjs); err != nil {
+		return r, err
+	}
+	r.Time, r.Seq, r.TimeSource = fromNanos(ns), uint64(seq), collector.TimeSource(ts)
+	var pts []sqlPoint
+	if err := json.Unmarshal([]byte(pjs), &pts); err != nil {
+		return r, fmt.Errorf("decode points at %v: %w", r.Time, err)
+	}
+	r.Points = make([]collector.Point, len(pts))
+	for i, p := range pts {
+		r.Points[i] = collector.Point{Name: p.Name, Unit: p.Unit, Quality: p.Quality, Code: p.Code, Error: p.Error}
+		if p.Value != nil {
+			r.Points[i].Value = *p.Value
+		}
+	}
+	return r, nil
+}
+
+// Buckets returns a site's buckets with from <= start < to, ordered by meter then start.
+func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) ([]ledger.Bucket, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.getBuckets.QueryContext(ctx, site, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read buckets of %s: %w", site, err)
+	}
+	defer rows.Close()
+	var out []ledger.Bucket
+	for rows.Next() {
+		b := ledger.Bucket{Site: site}
+		var start, flags int64
+		if err := rows.Scan(&b.Meter, &start, &b.Volume, &flags, &b.Coverage); err != nil {
+			return nil, fmt.Errorf("read buckets of %s: %w", site, err)
+		}
+		b.Start, b.Flags = fromNanos(start), ledger.Flag(flags)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read buckets of %s: %w", site, err)
+	}
+	return out, nil
+}
+
+// Close closes the file. Pending writes have already committed or failed.
+func (s *SQLite) Close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.putReading, s.putBucket, s.getReadings, s.getLast, s.getBuckets} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close sqlite store: %w", err)
+	}
+	return nil
+}
