@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +93,33 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	_, err := New(c, testLogger(t))
 	if err == nil || !strings.Contains(err.Error(), "noise: -1") || !strings.Contains(err.Error(), `meters[0].protocol: "bacnet"`) {
 		t.Fatalf("New error = %v, want noise and meters[0].protocol named", err)
+	}
+}
+
+// An explicit 0 in a file stays 0; keys left out, even inside a group that is present, keep
+// their defaults.
+func TestExplicitZerosKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "plant.yaml")
+	data := "leak: 0\nnoise: 0\nnetwork:\n  office: 0\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if *c.Leak != 0 || *c.Noise != 0 || c.Network.Office != 0 {
+		t.Errorf("leak %v noise %v office %v, want all 0", *c.Leak, *c.Noise, c.Network.Office)
+	}
+	if c.Network.WS1Supply != 40 || c.Cooling.Circulating != 5000 || c.TimeScale != 1 {
+		t.Errorf("defaults lost: ws1_supply %v circulating %v time_scale %v", c.Network.WS1Supply, c.Cooling.Circulating, c.TimeScale)
+	}
+	p, err := New(c, testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	tr := p.Truth(p.Start(), p.Start().Add(time.Hour))
+	if tr.VL != 0 || tr.Flows["office_supply"] != 0 {
+		t.Errorf("leak %v and office %v m³, want 0", tr.VL, tr.Flows["office_supply"])
 	}
 }
