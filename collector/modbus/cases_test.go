@@ -20,8 +20,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*/expected.yaml from w
 
 // expected is a case's expected.yaml.
 type expected struct {
-	Requests int           `yaml:"requests"`
-	Plan     []string      `yaml:"plan"`
+	Requests int          `yaml:"requests"`
+	Plan     []string     `yaml:"plan"`
 	Readings []expReading `yaml:"readings"`
 }
 
@@ -88,6 +88,7 @@ func pollCase(t *testing.T, cfg Config) ([]collector.Reading, *Source) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { src.Close() })
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	rs, _ := src.Poll(ctx)

@@ -313,6 +313,8 @@ type garbler struct {
 	backend string
 	armed   atomic.Bool
 	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   []net.Conn
 }
 
 func startGarbler(t testing.TB, backend string) *garbler {
@@ -324,7 +326,15 @@ func startGarbler(t testing.TB, backend string) *garbler {
 	g := &garbler{ln: ln, backend: backend}
 	g.wg.Add(1)
 	go g.accept()
-	t.Cleanup(func() { ln.Close(); g.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		g.mu.Lock()
+		for _, c := range g.conns {
+			c.Close()
+		}
+		g.mu.Unlock()
+		g.wg.Wait()
+	})
 	return g
 }
 
@@ -345,6 +355,9 @@ func (g *garbler) accept() {
 			c.Close()
 			continue
 		}
+		g.mu.Lock()
+		g.conns = append(g.conns, c, b)
+		g.mu.Unlock()
 		g.wg.Add(2)
 		go func() { defer g.wg.Done(); io.Copy(b, c); b.Close() }()
 		go func() { defer g.wg.Done(); g.answers(c, b); c.Close() }()

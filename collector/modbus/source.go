@@ -166,14 +166,18 @@ func (s *Source) State() BusState {
 	return s.state
 }
 
+// Close closes the bus connection. A later Poll opens it again; Run closes it by itself.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLink(false)
+	return nil
+}
+
 // Run polls every interval until ctx ends, handing each meter's Reading to emit. It returns nil
 // on cancellation and never gives up on an unreachable device.
 func (s *Source) Run(ctx context.Context, emit func(collector.Reading)) error {
-	defer func() {
-		s.mu.Lock()
-		s.closeLink(false)
-		s.mu.Unlock()
-	}()
+	defer s.Close()
 	collector.Schedule(ctx, s.cfg.Interval, s.cfg.Interval, s, emit, nil)
 	return nil
 }
