@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -61,16 +63,18 @@ func TestRequire(t *testing.T) {
 	}
 }
 
-func TestRequireKnownLocations(t *testing.T) {
-	// Debian installs mosquitto in /usr/sbin, which is not in every user's PATH.
-	t.Setenv("PATH", "/nonexistent")
-	r := &recorder{TB: t}
-	p := Require(r, "mosquitto")
-	if r.skipped || r.failed {
-		t.Skipf("mosquitto is not installed in a known location: %s", r.msg)
+func TestRequireLooksBeyondPATH(t *testing.T) {
+	// go install puts influxd in $GOBIN or $(go env GOPATH)/bin, which is often not in PATH.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "aqualoop-fake-server")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.HasSuffix(p, "/mosquitto") {
-		t.Errorf("Require(mosquitto) = %q", p)
+	t.Setenv("PATH", "/nonexistent")
+	t.Setenv("GOBIN", dir)
+	r := &recorder{TB: t}
+	if p := Require(r, "aqualoop-fake-server"); p != bin || r.skipped || r.failed {
+		t.Errorf("Require = %q (skipped=%v failed=%v %s), want %q", p, r.skipped, r.failed, r.msg, bin)
 	}
 }
 
