@@ -9,6 +9,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/analytics/store"
 	"github.com/aqualoop/aqualoop/collector"
 	"github.com/aqualoop/aqualoop/collector/config"
 	"github.com/aqualoop/aqualoop/collector/publish"
@@ -79,6 +81,7 @@ const (
 	KindTopic        = "topic"
 	KindMismatch     = "topic_mismatch"
 	KindUnknownMeter = "unknown_meter"
+	KindRejected     = "store_rejected"
 )
 
 // Metrics are ingest's Prometheus series.
@@ -231,7 +234,12 @@ func (in *Ingester) Handle(ctx context.Context, topic string, payload []byte) er
 		m.duplicates.Inc()
 		return nil
 	}
-	if err := in.retry(ctx, "store reading", func() error { return in.store.WriteReadings(ctx, []collector.Reading{r}) }); err != nil {
+	err = in.retry(ctx, "store reading", func() error { return in.store.WriteReadings(ctx, []collector.Reading{r}) })
+	if errors.Is(err, store.ErrRejected) {
+		in.reject(KindRejected, site, topic, payload, err)
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	m.stored.Inc()
@@ -263,8 +271,9 @@ func (in *Ingester) retry(ctx context.Context, what string, op func() error) err
 	backoff := 200 * time.Millisecond
 	for {
 		err := op()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, store.ErrRejected) {
+			// Data the store refuses for what it is will be refused again: no retry.
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
