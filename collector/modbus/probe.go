@@ -1,6 +1,7 @@
 package modbus
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -97,7 +98,8 @@ func writeProbe(w io.Writer, cfg ProbeConfig, controller string, t table, start 
 		fmt.Fprintf(w, " (register %s)", span(start+1, count))
 	}
 	fmt.Fprint(w, "\n\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := "address\t"
 	if cfg.AddressBase == 1 {
 		head += "register\t"
@@ -143,5 +145,14 @@ func writeProbe(w io.Writer, cfg ProbeConfig, controller string, t table, start 
 			fmt.Fprintln(tw, blank)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Right-aligned cells pad the blank separator lines; trim them so the output pastes cleanly.
+	for line := range strings.Lines(table.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
