@@ -2,6 +2,7 @@ package modbus
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -343,5 +344,33 @@ func TestRunSurvivesServerRestart(t *testing.T) {
 	}
 	if st := src.State(); st.Reconnects < 1 || st.Connected {
 		t.Errorf("state after Run: %+v (want a reconnect counted and the connection closed)", st)
+	}
+}
+
+func TestPollCutShort(t *testing.T) {
+	srv := startServer(t, faultImage())
+	src, err := New(faultConfig(srv.controller()), "s", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+
+	// Shutting down: meters that could not be read are left out, not published as bad.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	rs, err := src.Poll(ctx)
+	if !errors.Is(err, context.Canceled) || len(rs) != 0 {
+		t.Errorf("cancelled poll: %d readings, err %v; want none and context.Canceled", len(rs), err)
+	}
+
+	// Overrunning the poll deadline is a fault of the bus: every meter reports it.
+	ctx, cancel = context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	rs, err = src.Poll(ctx)
+	if err == nil || len(rs) != 2 {
+		t.Fatalf("expired poll: %d readings, err %v", len(rs), err)
+	}
+	if p := pointOf(t, rs, "m2", "total"); p.Quality != collector.Bad || !strings.Contains(p.Error, "deadline exceeded") {
+		t.Errorf("point of an expired poll: %+v", p)
 	}
 }

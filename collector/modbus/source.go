@@ -205,6 +205,7 @@ func (s *Source) Poll(ctx context.Context) ([]collector.Reading, error) {
 	}
 	var (
 		abort      error     // stops the rest of the poll: cancelled, or the bus cannot be reached
+		cut        []bool    // meters with points left unread because ctx ended
 		silent     [256]bool // slaves that timed out: their other reads this poll are skipped
 		silentErr  [256]error
 		sent       int
@@ -223,9 +224,16 @@ func (s *Source) Poll(ctx context.Context) ([]collector.Reading, error) {
 			code = uint32(exc.Code)
 		}
 		msg := rerr.Error()
+		stopped := ctx.Err() != nil && err == abort
+		if stopped && cut == nil {
+			cut = make([]bool, len(rs))
+		}
 		for _, f := range req.fields {
 			p := &rs[f.meter].Points[f.point]
 			p.Quality, p.Code, p.Error, p.Value = collector.Bad, code, msg, 0
+			if stopped {
+				cut[f.meter] = true
+			}
 		}
 		if firstErr == nil {
 			firstErr = rerr
@@ -291,7 +299,7 @@ func (s *Source) Poll(ctx context.Context) ([]collector.Reading, error) {
 		if err == nil {
 			s.fill(rs, req, data)
 			if s.lastReqErr[i] != "" {
-				s.log.Info("modbus exception cleared", "err_before", s.lastReqErr[i])
+				s.log.Info("modbus exception cleared", "err", s.lastReqErr[i])
 				s.lastReqErr[i] = ""
 			}
 			continue
@@ -322,6 +330,18 @@ func (s *Source) Poll(ctx context.Context) ([]collector.Reading, error) {
 		if rs[i].Time.IsZero() {
 			rs[i].Time = end
 		}
+	}
+	if cut != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// The caller is shutting down, not the device failing: a meter cut short is left out
+		// rather than published as bad. (A poll that overran its deadline still reports it.)
+		kept := rs[:0]
+		for i, r := range rs {
+			if !cut[i] {
+				kept = append(kept, r)
+			}
+		}
+		s.m.poll(time.Since(began).Seconds(), sent)
+		return kept, fmt.Errorf("poll bus %s: %w", s.cfg.Name, context.Cause(ctx))
 	}
 	s.m.poll(time.Since(began).Seconds(), sent)
 	s.record(end, failed, firstErr)
