@@ -711,7 +711,9 @@ func (q *Queue) flusher() {
 
 // Peek waits until at least one unacknowledged reading exists, or ctx ends, and returns up to max
 // of the oldest, in append order, without removing them: a second Peek without an Ack returns the
-// same ones. Readings dropped to make room since the last Peek are not returned.
+// same ones. Readings dropped to make room since the last Peek are not returned; those a Peek
+// returned just before their segment was dropped are counted as dropped and may still be
+// delivered.
 func (q *Queue) Peek(ctx context.Context, max int) ([]Entry, error) {
 	want := 1
 	if max > 1 {
