@@ -127,6 +127,7 @@ func (c *Config) Default() {
 	if c.Parity == "" {
 		c.Parity = "N"
 	}
+	c.Parity = strings.ToUpper(c.Parity)
 	if c.StopBits == 0 {
 		c.StopBits = 1
 	}
