@@ -3,8 +3,10 @@ package opcua
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -61,23 +63,38 @@ func loadIdentity(c *Config, now time.Time) (id *identity, generated bool, err e
 	return id, false, nil
 }
 
-func readIdentity(certPath, keyPath string) (*identity, error) {
-	b, err := os.ReadFile(certPath)
+// readCertificate reads a PEM or DER certificate file and returns its DER bytes.
+func readCertificate(path, what string) ([]byte, *x509.Certificate, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read client certificate: %w", err)
+		return nil, nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	der := b
 	if blk, _ := pem.Decode(b); blk != nil {
 		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("read client certificate %s: PEM block is %q, not CERTIFICATE", certPath, blk.Type)
+			return nil, nil, fmt.Errorf("read %s %s: PEM block is %q, not CERTIFICATE", what, path, blk.Type)
 		}
 		der = blk.Bytes
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("parse client certificate %s: %w", certPath, err)
+		return nil, nil, fmt.Errorf("parse %s %s: %w", what, path, err)
 	}
-	b, err = os.ReadFile(keyPath)
+	return der, cert, nil
+}
+
+// thumbprint is the SHA-1 of a DER certificate in hex, the way OPC UA tools show certificates.
+func thumbprint(der []byte) string {
+	sum := sha1.Sum(der)
+	return hex.EncodeToString(sum[:])
+}
+
+func readIdentity(certPath, keyPath string) (*identity, error) {
+	der, cert, err := readCertificate(certPath, "client certificate")
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("read client private key: %w", err)
 	}

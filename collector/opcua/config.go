@@ -86,6 +86,11 @@ type Config struct {
 	Certificate string `yaml:"certificate"`
 	PrivateKey  string `yaml:"private_key"`
 	CertDir     string `yaml:"cert_dir"`
+	// ServerCertificate is a PEM (or DER) file with the server's certificate. When set, the
+	// client refuses an endpoint that presents another one. gopcua does not check server
+	// certificates against a trust list, so this pin is what keeps a machine in the middle
+	// from posing as the server.
+	ServerCertificate string `yaml:"server_certificate"`
 
 	Mode string `yaml:"mode"` // subscribe (default) | poll
 	// Interval is the poll interval, or the subscription's publishing interval. Default 10s.

@@ -1,6 +1,7 @@
 package opcua
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,10 @@ func (s *Source) connect(ctx context.Context) (*conn, error) {
 	if ep == nil {
 		return nil, fmt.Errorf("select endpoint of %s: no endpoint with security %s/%s; the server offers %s",
 			cfg.Endpoint, cfg.SecurityPolicy, cfg.SecurityMode, describeEndpoints(eps))
+	}
+	if s.pinned != nil && !bytes.Equal(ep.ServerCertificate, s.pinned) {
+		return nil, fmt.Errorf("check server certificate of %s: %w: it presents %s, not %s from server_certificate",
+			cfg.Endpoint, errServerCertificate, thumbprint(ep.ServerCertificate), thumbprint(s.pinned))
 	}
 	tokenType := map[string]ua.UserTokenType{
 		AuthAnonymous:   ua.UserTokenTypeAnonymous,
@@ -233,9 +238,15 @@ func explain(err error) error {
 	return fmt.Errorf("%s, %s: %w", statusName(sc), hint, err)
 }
 
-// isAuthProblem says whether err is the server refusing credentials or certificates, which an
-// operator has to fix.
+// errServerCertificate is a server presenting another certificate than the pinned one.
+var errServerCertificate = errors.New("server certificate mismatch")
+
+// isAuthProblem says whether err is the server refusing credentials or certificates, or a
+// server certificate that does not match the pin: problems an operator has to fix.
 func isAuthProblem(err error) bool {
+	if errors.Is(err, errServerCertificate) {
+		return true
+	}
 	for _, sc := range []ua.StatusCode{
 		ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenInvalid, ua.StatusBadIdentityTokenRejected,
 		ua.StatusBadCertificateUntrusted, ua.StatusBadSecurityChecksFailed, ua.StatusBadCertificateTimeInvalid,

@@ -51,6 +51,10 @@ type serverOpts struct {
 	maxItemsPerCall int
 	hideLimits      bool // enforce the limits without publishing them
 
+	// refuseFilters answers BadMonitoredItemFilterUnsupported for monitored items with a filter,
+	// as servers do for deadbands they cannot apply.
+	refuseFilters bool
+
 	vars []string // variable names in the test namespace
 }
 
@@ -72,7 +76,8 @@ type testServer struct {
 	mu            sync.Mutex
 	readSizes     []int
 	monitorSizes  []int
-	identityCerts [][]byte // X509 identity tokens received
+	deadbands     []float64 // deadbands of the monitored items requested with a filter
+	identityCerts [][]byte  // X509 identity tokens received
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -299,6 +304,24 @@ func (ts *testServer) createMonitoredItems(sc *uasc.SecureChannel, r ua.Request,
 	ts.mu.Unlock()
 	if ts.opts.maxItemsPerCall > 0 && len(req.ItemsToCreate) > ts.opts.maxItemsPerCall {
 		return nil, ua.StatusBadTooManyOperations
+	}
+	filtered := false
+	for _, it := range req.ItemsToCreate {
+		if f := it.RequestedParameters.Filter; f != nil && f.Value != nil {
+			filtered = true
+			if dcf, ok := f.Value.(*ua.DataChangeFilter); ok {
+				ts.mu.Lock()
+				ts.deadbands = append(ts.deadbands, dcf.DeadbandValue)
+				ts.mu.Unlock()
+			}
+		}
+	}
+	if filtered && ts.opts.refuseFilters {
+		res := &ua.CreateMonitoredItemsResponse{ResponseHeader: okHeader(req.RequestHeader)}
+		for range req.ItemsToCreate {
+			res.Results = append(res.Results, &ua.MonitoredItemCreateResult{StatusCode: ua.StatusBadMonitoredItemFilterUnsupported, FilterResult: ua.NewExtensionObject(nil)})
+		}
+		return res, nil
 	}
 	return ts.srv.MonitoredItemService.CreateMonitoredItems(sc, r, reqID)
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -152,6 +153,7 @@ type Source struct {
 	points   []point
 	password string
 	ident    *identity
+	pinned   []byte // DER of server_certificate, nil when not set
 
 	// lastCode is each point's last status (0 good), so a node's trouble is logged when it
 	// starts and when it ends rather than on every value. Only Run's goroutine touches it.
@@ -213,13 +215,20 @@ func New(cfg Config, site string, opts Options) (*Source, error) {
 		}
 		if generated {
 			s.log.Info("generated a self-signed opc ua client certificate; trust it on the server",
-				"cert", fmt.Sprintf("%s/%s", cfg.CertDir, GeneratedCertFile))
+				"cert", filepath.Join(cfg.CertDir, GeneratedCertFile), "thumbprint", thumbprint(id.cert))
 		}
 		if left := id.notAfter.Sub(s.now()); left < 30*24*time.Hour {
 			s.log.Warn("opc ua client certificate expires soon or has expired; servers will reject it",
 				"expires", id.notAfter)
 		}
 		s.ident = id
+	}
+	if cfg.ServerCertificate != "" {
+		der, _, err := readCertificate(cfg.ServerCertificate, "server_certificate")
+		if err != nil {
+			return nil, fmt.Errorf("opcua %q: %w", cfg.Name, err)
+		}
+		s.pinned = der
 	}
 	return s, nil
 }
@@ -280,7 +289,7 @@ func (s *Source) Run(ctx context.Context, emit func(collector.Reading)) error {
 			wait := bo.next()
 			s.fail(err)
 			if isAuthProblem(err) {
-				s.log.Error("opc ua server rejected the client's credentials or certificate, retrying", "err", err, "retry_in", wait)
+				s.log.Error("opc ua security check failed: fix the credentials or certificates; retrying", "err", err, "retry_in", wait)
 			} else {
 				s.log.Warn("opc ua connect failed, retrying", "err", err, "retry_in", wait)
 			}
@@ -294,7 +303,7 @@ func (s *Source) Run(ctx context.Context, emit func(collector.Reading)) error {
 			st.Connected, st.Session, st.ConnectedSince = true, true, now
 			st.Sessions++
 		})
-		s.log.Info("opc ua session established", "policy", cn.policy, "mode", cn.mode, "namespaces", len(cn.namespaces))
+		s.log.Info("opc ua session established", "policy", cn.policy, "mode", cn.mode)
 
 		healthy, err := s.serve(ctx, cn, emit)
 

@@ -3,6 +3,7 @@ package opcua
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
@@ -360,6 +361,38 @@ func TestSecurity(t *testing.T) {
 		r.wait("total 77 with "+PasswordEnv, hasValue("total", 77))
 	})
 
+	t.Run("pinned server certificate", func(t *testing.T) {
+		dir := t.TempDir()
+		good := filepath.Join(dir, "server.pem")
+		if err := os.WriteFile(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ts.cert}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		other, _ := testCert(t, "urn:somebody:else")
+		bad := filepath.Join(dir, "other.der")
+		if err := os.WriteFile(bad, other, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := baseConfig(ts, ModeSubscribe)
+		cfg.SecurityPolicy, cfg.SecurityMode = PolicyBasic256Sha256, SecurityModeSignAndEncrypt
+		cfg.Auth, cfg.Username, cfg.Password = AuthUserName, "operator", "s3cret"
+		cfg.CertDir, cfg.ServerCertificate = dir, good
+		r := start(t, cfg)
+		r.wait("total 77 from the pinned server", hasValue("total", 77))
+
+		cfg.ServerCertificate = bad
+		r = start(t, cfg)
+		deadline := time.Now().Add(waitLimit)
+		for r.src.State().LastError == "" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if e := r.src.State().LastError; !strings.Contains(e, "not "+thumbprint(other)+" from server_certificate") {
+			t.Errorf("last error = %q, want the certificate mismatch", e)
+		}
+		if len(r.readings()) != 0 {
+			t.Errorf("read from a server with the wrong certificate")
+		}
+	})
+
 	t.Run("anonymous refused", func(t *testing.T) {
 		cfg := baseConfig(ts, ModeSubscribe)
 		r := start(t, cfg)
@@ -570,6 +603,28 @@ func TestOperationLimitsSplitRequests(t *testing.T) {
 			}
 			if carried < len(names) {
 				t.Errorf("requests within the limit carried %d operations, want at least %d (sizes %v)", carried, len(names), sizes)
+			}
+		})
+	}
+}
+
+func TestDeadband(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refused=%v", refuse), func(t *testing.T) {
+			ts := startServer(t, serverOpts{refuseFilters: refuse, vars: []string{"m1.total", "m1.flow"}})
+			ts.set("m1.total", 3, t0, t0)
+			cfg := baseConfig(ts, ModeSubscribe)
+			cfg.Deadband = 0.5
+			r := start(t, cfg)
+			r.wait("total 3", hasValue("total", 3))
+			ts.mu.Lock()
+			deadbands := append([]float64(nil), ts.deadbands...)
+			ts.mu.Unlock()
+			if len(deadbands) != 2 || deadbands[0] != 0.5 {
+				t.Errorf("deadbands requested = %v, want 0.5 for both items", deadbands)
+			}
+			if st := r.src.State(); st.BadNodes != 0 {
+				t.Errorf("bad nodes = %d, want 0: refused filters are retried without one", st.BadNodes)
 			}
 		})
 	}
