@@ -254,4 +254,13 @@ func TestRTUSilentSlave(t *testing.T) {
 			t.Errorf("poll %d: state %+v, want the port closed and %d reconnects", poll, st, poll-1)
 		}
 	}
+
+	// Probe speaks RTU on the same line.
+	var out bytes.Buffer
+	if err := Probe(t.Context(), ProbeConfig{Controller: ours, SlaveID: 1, Count: 2, Timeout: time.Second}, &out); err != nil {
+		t.Fatalf("probe over RTU: %v", err)
+	}
+	if got := probeTable(t, out.String())["0"]["UINT32"]; len(got) != 4 || got[0] != "1234" {
+		t.Errorf("probe over RTU, UINT32 at 0: %v\n%s", got, out.String())
+	}
 }
