@@ -22,6 +22,7 @@ import (
 	"github.com/aqualoop/aqualoop/collector/modbus"
 	"github.com/aqualoop/aqualoop/collector/opcua"
 	"github.com/aqualoop/aqualoop/collector/publish"
+	"github.com/aqualoop/aqualoop/collector/spool"
 	"github.com/aqualoop/aqualoop/collector/wire"
 )
 
@@ -31,7 +32,7 @@ type Config struct {
 	Edge   string          `yaml:"edge"`
 	MQTT   publish.Broker  `yaml:"mqtt"`
 	HTTP   HTTP            `yaml:"http"`
-	Queue  QueueConfig     `yaml:"queue"`
+	Spool  spool.Config    `yaml:"spool"`
 	Modbus []modbus.Config `yaml:"modbus"`
 	OPCUA  []opcua.Config  `yaml:"opcua"`
 }
@@ -39,11 +40,6 @@ type Config struct {
 // HTTP is the edge's own endpoint for /metrics and /healthz.
 type HTTP struct {
 	Listen string `yaml:"listen"` // empty disables it
-}
-
-// QueueConfig bounds the queue between the pollers and the publisher.
-type QueueConfig struct {
-	MaxReadings int `yaml:"max_readings"`
 }
 
 // Default fills in defaults, also for every bus and server.
@@ -55,9 +51,7 @@ func (c *Config) Default() {
 	for i := range c.OPCUA {
 		c.OPCUA[i].Default()
 	}
-	if c.Queue.MaxReadings == 0 {
-		c.Queue.MaxReadings = 100_000
-	}
+	c.Spool.Default()
 }
 
 // Validate reports every problem of the file.
@@ -69,6 +63,7 @@ func (c *Config) Validate(p *config.Problems) {
 		p.Addf("edge", "%q is not a valid edge id (letters, digits, '-', '_', '.')", c.Edge)
 	}
 	c.MQTT.Validate(p, "mqtt")
+	c.Spool.Validate(p, "spool")
 	if len(c.Modbus)+len(c.OPCUA) == 0 {
 		p.Addf("", "neither modbus nor opcua has a bus: nothing to collect")
 	}
@@ -130,8 +125,10 @@ type Edge struct {
 	pub     *publish.Publisher
 	sources []collector.Source
 	states  []func() any
-	queue   *queue
-	seq     *sequencer
+	spoolM  *spool.Metrics
+
+	mu    sync.Mutex
+	spool *spool.Queue // set while Run runs
 }
 
 // New builds every source and the publisher without connecting anything yet.
@@ -150,7 +147,7 @@ func New(cfg Config, opts Options) (*Edge, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Edge{cfg: cfg, opts: opts, pub: pub, queue: newQueue(cfg.Queue.MaxReadings, reg), seq: newSequencer()}
+	e := &Edge{cfg: cfg, opts: opts, pub: pub, spoolM: spool.NewMetrics(reg)}
 	var mbm *modbus.Metrics
 	if len(cfg.Modbus) > 0 {
 		mbm = modbus.NewMetrics(reg)
@@ -178,15 +175,23 @@ func New(cfg Config, opts Options) (*Edge, error) {
 	return e, nil
 }
 
-// Run collects until ctx ends. The publisher starts before the sources and the sources stop
-// before the queue is drained for the last time.
+// Run collects until ctx ends. The spool and the publisher start before the sources; the sources
+// stop first, then the publisher gets a bounded moment to drain, then the spool is closed.
 func (e *Edge) Run(ctx context.Context) error {
+	q, err := spool.Open(e.cfg.Spool, e.opts.Logger.With("component", "spool"), e.spoolM)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.spool = q
+	e.mu.Unlock()
+	defer q.Close()
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()
 	var pubWG sync.WaitGroup
 	pubWG.Add(2)
 	go func() { defer pubWG.Done(); e.pub.Run(pubCtx) }()
-	go func() { defer pubWG.Done(); e.forward(pubCtx) }()
+	go func() { defer pubWG.Done(); e.forward(pubCtx, q) }()
 
 	g, gctx := errgroup.WithContext(ctx)
 	if e.cfg.HTTP.Listen != "" {
@@ -215,17 +220,18 @@ func (e *Edge) Run(ctx context.Context) error {
 	}
 	for _, s := range e.sources {
 		g.Go(func() error {
-			err := s.Run(gctx, e.accept)
+			err := s.Run(gctx, func(r collector.Reading) { e.accept(q, r) })
 			if err != nil && gctx.Err() == nil {
 				return fmt.Errorf("source %s: %w", s.Name(), err)
 			}
 			return nil
 		})
 	}
-	err := g.Wait()
-	// Sources have stopped: give the forwarder a bounded moment to send what is queued.
+	err = g.Wait()
+	// Sources have stopped: give the forwarder a bounded moment to send what is spooled. What
+	// is left stays on disk for the next start.
 	deadline := time.Now().Add(5 * time.Second)
-	for e.queue.Len() > 0 && e.pub.Connected() && time.Now().Before(deadline) {
+	for q.Len() > 0 && e.pub.Connected() && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stopPub()
@@ -233,41 +239,52 @@ func (e *Edge) Run(ctx context.Context) error {
 	return err
 }
 
-// accept stamps and queues one reading from a source.
-func (e *Edge) accept(r collector.Reading) {
+// accept spools one reading from a source; the spool stamps its sequence number.
+func (e *Edge) accept(q *spool.Queue, r collector.Reading) {
 	r.Site = e.cfg.Site
 	r.Edge = e.cfg.Edge
-	r.Seq = e.seq.next(r.Meter)
-	if dropped := e.queue.Push(r); dropped > 0 {
-		e.opts.Logger.Error("queue full, oldest readings dropped", "meter", r.Meter, "dropped", dropped)
+	if _, err := q.Append(r); err != nil {
+		// Only a broken disk gets here; the poller goes on and the next reading tries again.
+		e.opts.Logger.Error("spool append failed, reading lost", "meter", r.Meter, "err", err)
 	}
 }
 
-// forward publishes the queue head until ctx ends; a reading leaves the queue only once acknowledged.
-func (e *Edge) forward(ctx context.Context) {
+// forward publishes the spool, oldest first, until ctx ends; readings leave the spool only once
+// the broker acknowledged them.
+func (e *Edge) forward(ctx context.Context, q *spool.Queue) {
+	const batch = 256
 	backoff := 100 * time.Millisecond
 	for {
-		r, ok := e.queue.Peek(ctx)
-		if !ok {
+		entries, err := q.Peek(ctx, batch)
+		if err != nil {
 			return
 		}
-		if err := e.pub.Publish(ctx, r); err != nil {
-			if ctx.Err() != nil {
-				return
+		rs := make([]collector.Reading, len(entries))
+		for i, en := range entries {
+			rs[i] = en.Reading
+		}
+		n, err := e.pub.PublishAll(ctx, rs)
+		if n > 0 {
+			if aerr := q.Ack(entries[n-1].ID); aerr != nil {
+				e.opts.Logger.Error("spool ack failed", "err", aerr)
 			}
-			if !errors.Is(err, publish.ErrOffline) {
-				e.opts.Logger.Warn("publish failed, kept in queue for retry", "meter", r.Meter, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
 			continue
 		}
-		backoff = 100 * time.Millisecond
-		e.queue.Pop()
+		if ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, publish.ErrOffline) {
+			e.opts.Logger.Warn("publish failed, readings stay spooled for retry", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
@@ -284,9 +301,17 @@ func (e *Edge) Handler() http.Handler {
 		if !e.pub.Connected() {
 			status = http.StatusServiceUnavailable
 		}
+		spooled := map[string]any{}
+		e.mu.Lock()
+		if e.spool != nil {
+			spooled["readings"] = e.spool.Len()
+			spooled["bytes"] = e.spool.Bytes()
+			spooled["oldest_age_seconds"] = e.spool.OldestAge(e.opts.Now()).Seconds()
+		}
+		e.mu.Unlock()
 		writeJSON(w, status, map[string]any{
 			"site": e.cfg.Site, "edge": e.cfg.Edge,
-			"broker_connected": e.pub.Connected(), "queued": e.queue.Len(), "buses": buses,
+			"broker_connected": e.pub.Connected(), "spool": spooled, "buses": buses,
 		})
 	})
 	return mux

@@ -111,6 +111,54 @@ func (p *Publisher) Run(ctx context.Context) error {
 // Connected reports whether the broker connection is up.
 func (p *Publisher) Connected() bool { return p.online.Load() && p.client.IsConnectionOpen() }
 
+// PublishAll sends readings in order, all in flight at once, and waits for their
+// acknowledgements. It returns how many leading readings the broker acknowledged: the caller may
+// forget exactly those. A reading after the first failure may have arrived too; sending it again
+// is the at-least-once the platform de-duplicates.
+func (p *Publisher) PublishAll(ctx context.Context, rs []collector.Reading) (int, error) {
+	if !p.Connected() {
+		p.metrics.failed.WithLabelValues("offline").Inc()
+		return 0, ErrOffline
+	}
+	start := time.Now()
+	tokens := make([]mqtt.Token, 0, len(rs))
+	for _, r := range rs {
+		payload, err := wire.Encode(r)
+		if err != nil {
+			p.metrics.failed.WithLabelValues("encode").Inc()
+			tokens = append(tokens, nil)
+			continue
+		}
+		tokens = append(tokens, p.client.Publish(wire.ReadingTopic(r.Site, r.Meter), p.cfg.QoS, false, payload))
+	}
+	timer := time.NewTimer(p.cfg.Timeout)
+	defer timer.Stop()
+	for i, t := range tokens {
+		if t == nil {
+			// Encode refuses only what the platform would dead-letter; skipping it is not a loss
+			// the spool could repair, and it must not block the readings behind it.
+			p.logger.Error("reading cannot be encoded, skipped", "meter", rs[i].Meter, "seq", rs[i].Seq)
+			continue
+		}
+		select {
+		case <-t.Done():
+		case <-ctx.Done():
+			p.metrics.failed.WithLabelValues("canceled").Inc()
+			return i, ctx.Err()
+		case <-timer.C:
+			p.metrics.failed.WithLabelValues("timeout").Inc()
+			return i, fmt.Errorf("publish %s seq %d: no acknowledgement within %s", rs[i].Meter, rs[i].Seq, p.cfg.Timeout)
+		}
+		if err := t.Error(); err != nil {
+			p.metrics.failed.WithLabelValues("broker").Inc()
+			return i, fmt.Errorf("publish %s seq %d: %w", rs[i].Meter, rs[i].Seq, err)
+		}
+		p.metrics.published.Inc()
+		p.metrics.latency.Observe(time.Since(start).Seconds())
+	}
+	return len(rs), nil
+}
+
 // Publish sends one reading and waits for the broker's acknowledgement (QoS 1). Only a nil error
 // means the broker has it.
 func (p *Publisher) Publish(ctx context.Context, r collector.Reading) error {
