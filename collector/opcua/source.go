@@ -108,6 +108,8 @@ func (m *Metrics) server(name string) serverMetrics {
 
 // Options are a Source's collaborators. Both may be nil.
 type Options struct {
+	// Logger receives the source's logs; the caller adds the bus attribute (the server's name),
+	// as for every source of an edge.
 	Logger  *slog.Logger
 	Metrics *Metrics
 }
@@ -187,7 +189,7 @@ func New(cfg Config, site string, opts Options) (*Source, error) {
 	s := &Source{
 		cfg:  cfg,
 		site: site,
-		log:  logger.With("bus", cfg.Name),
+		log:  logger,
 		m:    metrics.server(cfg.Name),
 		now:  time.Now,
 	}

@@ -66,7 +66,7 @@ func baseConfig(ts *testServer, mode string) Config {
 func start(t *testing.T, cfg Config) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("bus", cfg.Name)
 	src, err := New(cfg, "site1", Options{Logger: logger, Metrics: NewMetrics(reg)})
 	if err != nil {
 		t.Fatalf("New: %v", err)
