@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 	"github.com/aqualoop/aqualoop/collector"
 )
@@ -653,5 +654,20 @@ func TestLedgerMatchesCompute(t *testing.T) {
 				t.Errorf("seed %d: ledger events %v, compute %v", seed, got, want)
 			}
 		}
+	}
+}
+
+func TestSpecsOf(t *testing.T) {
+	s := &analytics.Site{ID: "plant", Meters: []analytics.Meter{
+		{ID: "M01", RegisterMax: 100000, Q4: 60, Interval: 15 * time.Second},
+		{ID: "F02", FlowOnly: true, Q4: 200},
+	}}
+	got := ledger.SpecsOf(s)
+	want := []ledger.MeterSpec{
+		{Site: "plant", Meter: "M01", RegisterMax: 100000, Q4: 60, Interval: 15 * time.Second},
+		{Site: "plant", Meter: "F02", FlowOnly: true, Q4: 200},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("SpecsOf = %+v, want %+v", got, want)
 	}
 }
