@@ -53,7 +53,7 @@ func (c *Config) Default() {
 
 // Validate reports every problem under path.
 func (c *Config) Validate(p *config.Problems, path string) {
-	c.MQTT.Validate(p, path)
+	c.MQTT.Validate(p, path+".mqtt")
 	if c.Group != "" && !wire.ValidID(c.Group) {
 		p.Addf(path+".group", "%q is not a valid group name", c.Group)
 	}

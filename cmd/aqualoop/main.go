@@ -1,0 +1,58 @@
+// Command aqualoop is the platform: it ingests readings, keeps the volume ledger, computes the
+// water indicators and serves them. Subcommands: serve, demo, simulate, check.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: aqualoop <command> [flags]
+
+commands:
+  serve     --config FILE      run the platform (ingest, ledger, indicators, API)
+  demo      [--listen ADDR]    run simulator, edge, embedded broker and platform in one process
+  simulate  --config FILE      run the plant simulator (Modbus TCP, OPC UA, ground truth API)
+  check     --config FILE...   validate config files and print every problem with file and line
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(ctx, args[1:], logger)
+	case "demo":
+		err = cmdDemo(ctx, args[1:], stdout, logger)
+	case "simulate":
+		err = cmdSimulate(ctx, args[1:], stdout, logger)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "aqualoop: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "aqualoop %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
