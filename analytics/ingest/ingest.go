@@ -120,13 +120,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // Rejected returns how many messages of a kind were dead-lettered (for tests and /healthz).
-func (m *Metrics) Rejected(kind string) float64 {
-	var d dto.Metric
-	if err := m.rejected.WithLabelValues(kind).Write(&d); err != nil {
-		return 0
-	}
-	return d.GetCounter().GetValue()
-}
+func (m *Metrics) Rejected(kind string) float64 { return value(m.rejected.WithLabelValues(kind)) }
 
 // Options are what the caller injects.
 type Options struct {
@@ -167,27 +161,41 @@ func New(cfg Config, st Store, l Ledger, opts Options) *Ingester {
 	return &Ingester{cfg: cfg, store: st, ledger: l, opts: opts, seen: map[string]*recent{}, logged: map[string]bool{}}
 }
 
+// Message is one MQTT message as ingest sees it. Ack, when set, acknowledges it to the broker.
+type Message struct {
+	Topic   string
+	Payload []byte
+	Ack     func()
+}
+
+// Batching bounds: a batch closes at maxBatch messages or batchWait after its first message,
+// whichever comes first, so a quiet site still sees its readings within milliseconds.
+const (
+	maxBatch  = 1000
+	batchWait = 20 * time.Millisecond
+)
+
 // Run subscribes and ingests until ctx ends.
 func (in *Ingester) Run(ctx context.Context) error {
 	o, err := in.cfg.MQTT.ClientOptions()
 	if err != nil {
 		return err
 	}
-	// Handlers run one at a time in arrival order: the ledger relies on per-meter order, and a
-	// slow store then slows the broker's delivery instead of piling up goroutines.
+	// Messages arrive in order through one handler, which only queues them: the ledger relies on
+	// per-meter order, and a full queue holds up the broker's delivery instead of memory.
 	o.SetOrderMatters(true)
 	o.SetAutoAckDisabled(true)
 	filters := map[string]byte{}
 	for _, s := range in.cfg.Sites {
 		filters[wire.ReadingFilter(in.cfg.Group, s)] = 1
 	}
+	queue := make(chan Message, 2*maxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
-		if err := in.Handle(ctx, m.Topic(), m.Payload()); err != nil {
-			// Only a canceled context gets here: leave the message unacknowledged so the broker
-			// delivers it again to the next session.
-			return
+		select {
+		case queue <- Message{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}:
+		case <-ctx.Done():
+			// Not acknowledged: the broker delivers it again to the next session.
 		}
-		m.Ack()
 	}
 	o.SetOnConnectHandler(func(c mqtt.Client) {
 		in.opts.Logger.Info("mqtt connected, subscribing", "topic", fmt.Sprint(filters))
@@ -201,57 +209,137 @@ func (in *Ingester) Run(ctx context.Context) error {
 	})
 	in.client = mqtt.NewClient(o)
 	in.client.Connect()
-	<-ctx.Done()
+	in.consume(ctx, queue)
 	in.client.Disconnect(250)
 	return nil
 }
 
-// Handle runs one message through validation, de-duplication, the store and the ledger. It
-// returns an error only when ctx ended before the reading was stored; every other problem is
-// dead-lettered or retried inside.
+// consume handles the queue in batches until ctx ends, acknowledging each message after its
+// batch is stored.
+func (in *Ingester) consume(ctx context.Context, queue <-chan Message) {
+	batch := make([]Message, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-queue:
+			batch = append(batch, m)
+		}
+		timer := time.NewTimer(batchWait)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case m := <-queue:
+				batch = append(batch, m)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		if err := in.HandleBatch(ctx, batch); err != nil {
+			return
+		}
+		for _, m := range batch {
+			if m.Ack != nil {
+				m.Ack()
+			}
+		}
+	}
+}
+
+// Handle runs one message through ingest; see HandleBatch.
 func (in *Ingester) Handle(ctx context.Context, topic string, payload []byte) error {
+	return in.HandleBatch(ctx, []Message{{Topic: topic, Payload: payload}})
+}
+
+// HandleBatch validates, de-duplicates, stores and books a batch of messages, in order. It
+// returns an error only when ctx ended before everything was stored; every other problem is
+// dead-lettered (malformed messages, readings the store refuses) or retried inside (a store that
+// is down), so the caller may acknowledge the whole batch when it returns nil.
+func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 	m := in.opts.Metrics
-	m.received.Inc()
-	site, meter, err := wire.ParseReadingTopic(topic)
-	if err != nil {
-		in.reject(KindTopic, "_", topic, payload, err)
+	type accepted struct {
+		r   collector.Reading
+		msg Message
+	}
+	valid := make([]accepted, 0, len(msgs))
+	inBatch := map[string]map[seqTime]bool{}
+	for _, msg := range msgs {
+		m.received.Inc()
+		r, kind, err := in.validate(msg.Topic, msg.Payload)
+		if err != nil {
+			site, _, _ := wire.ParseReadingTopic(msg.Topic)
+			if site == "" {
+				site = "_"
+			}
+			in.reject(kind, site, msg.Topic, msg.Payload, err)
+			continue
+		}
+		k := key(r)
+		if in.duplicate(r) || inBatch[k][idOf(r)] {
+			m.duplicates.Inc()
+			continue
+		}
+		if inBatch[k] == nil {
+			inBatch[k] = map[seqTime]bool{}
+		}
+		inBatch[k][idOf(r)] = true
+		valid = append(valid, accepted{r, msg})
+	}
+	if len(valid) == 0 {
 		return nil
 	}
-	r, err := wire.Decode(payload)
-	if err != nil {
-		in.reject(KindDecode, site, topic, payload, err)
-		return nil
+	rs := make([]collector.Reading, len(valid))
+	for i, a := range valid {
+		rs[i] = a.r
 	}
-	if r.Site != site || r.Meter != meter {
-		in.reject(KindMismatch, site, topic, payload, fmt.Errorf("payload is for %s/%s", r.Site, r.Meter))
-		return nil
-	}
-	if in.opts.Known != nil && !in.opts.Known(site, meter) {
-		in.reject(KindUnknownMeter, site, topic, payload, fmt.Errorf("meter %s is not in the model of site %s", meter, site))
-		return nil
-	}
-	if in.duplicate(r) {
-		m.duplicates.Inc()
-		return nil
-	}
-	err = in.retry(ctx, "store reading", func() error { return in.store.WriteReadings(ctx, []collector.Reading{r}) })
+	err := in.retry(ctx, "store readings", func() error { return in.store.WriteReadings(ctx, rs) })
 	if errors.Is(err, store.ErrRejected) {
-		in.reject(KindRejected, site, topic, payload, err)
-		return nil
-	}
-	if err != nil {
+		// One bad reading spoils the batch: store them one by one and dead-letter only the
+		// ones the store refuses.
+		kept := valid[:0]
+		for _, a := range valid {
+			err := in.retry(ctx, "store reading", func() error { return in.store.WriteReadings(ctx, []collector.Reading{a.r}) })
+			switch {
+			case errors.Is(err, store.ErrRejected):
+				in.reject(KindRejected, a.r.Site, a.msg.Topic, a.msg.Payload, err)
+			case err != nil:
+				return err
+			default:
+				kept = append(kept, a)
+			}
+		}
+		valid = kept
+	} else if err != nil {
 		return err
 	}
-	m.stored.Inc()
-	m.lag.Observe(in.opts.Now().Sub(r.Time).Seconds())
-	in.remember(r)
+	now := in.opts.Now()
+	changed := map[bucketKey]int{}
 	var buckets []ledger.Bucket
-	if err := in.retry(ctx, "update ledger", func() error {
-		var err error
-		buckets, err = in.ledger.Add(ctx, r)
-		return err
-	}); err != nil {
-		return err
+	for _, a := range valid {
+		m.stored.Inc()
+		m.lag.Observe(now.Sub(a.r.Time).Seconds())
+		in.remember(a.r)
+		var bs []ledger.Bucket
+		if err := in.retry(ctx, "update ledger", func() error {
+			var err error
+			bs, err = in.ledger.Add(ctx, a.r)
+			return err
+		}); err != nil {
+			return err
+		}
+		// Each returned bucket is the bucket's full current value: a later one replaces an
+		// earlier one of the same minute.
+		for _, b := range bs {
+			k := bucketKey{b.Site, b.Meter, b.Start.UnixNano()}
+			if i, ok := changed[k]; ok {
+				buckets[i] = b
+				continue
+			}
+			changed[k] = len(buckets)
+			buckets = append(buckets, b)
+		}
 	}
 	if len(buckets) == 0 {
 		return nil
@@ -263,6 +351,30 @@ func (in *Ingester) Handle(ctx context.Context, topic string, payload []byte) er
 		in.opts.OnBuckets(buckets)
 	}
 	return nil
+}
+
+type bucketKey struct {
+	site, meter string
+	start       int64
+}
+
+// validate decodes one message and checks it against its topic and the site models.
+func (in *Ingester) validate(topic string, payload []byte) (collector.Reading, string, error) {
+	site, meter, err := wire.ParseReadingTopic(topic)
+	if err != nil {
+		return collector.Reading{}, KindTopic, err
+	}
+	r, err := wire.Decode(payload)
+	if err != nil {
+		return collector.Reading{}, KindDecode, err
+	}
+	if r.Site != site || r.Meter != meter {
+		return collector.Reading{}, KindMismatch, fmt.Errorf("payload is for %s/%s", r.Site, r.Meter)
+	}
+	if in.opts.Known != nil && !in.opts.Known(site, meter) {
+		return collector.Reading{}, KindUnknownMeter, fmt.Errorf("meter %s is not in the model of site %s", meter, site)
+	}
+	return r, "", nil
 }
 
 // retry repeats op with backoff until it succeeds or ctx ends: a store that is down delays
@@ -357,4 +469,12 @@ func (in *Ingester) remember(r collector.Reading) {
 	rc.keys[rc.next] = idOf(r)
 	rc.set[idOf(r)] = struct{}{}
 	rc.next = (rc.next + 1) % len(rc.keys)
+}
+
+func value(c prometheus.Counter) float64 {
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		return 0
+	}
+	return d.GetCounter().GetValue()
 }
