@@ -27,8 +27,9 @@ import (
 
 // installHints says how to get each binary this package starts.
 var installHints = map[string]string{
-	"mosquitto": "install it with `apt-get install mosquitto` (Debian/Ubuntu) or `brew install mosquitto`",
-	"influxd":   "install it with `go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10` (about 2.5 minutes the first time)",
+	"mosquitto":        "install it with `apt-get install mosquitto` (Debian/Ubuntu) or `brew install mosquitto`",
+	"mosquitto_passwd": "it comes with Mosquitto: `apt-get install mosquitto` (Debian/Ubuntu) or `brew install mosquitto`",
+	"influxd":          "install it with `go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10` (about 2.5 minutes the first time)",
 }
 
 // Require returns the path of binary, looked up in PATH, then in the sbin folders (where Debian
