@@ -76,7 +76,7 @@ func TestConnectPacket(t *testing.T) {
 	}{
 		{name: "anonymous", id: "x", wantLen: []byte{13}, wantFlags: 0x02},
 		{name: "credentials", id: "x", user: "u", pass: "p", wantLen: []byte{19}, wantFlags: 0xc2},
-		{name: "two-byte length", id: "x", user: "u", pass: strings.Repeat("p", 200), wantLen: []byte{218 & 0x7f | 0x80, 1}, wantFlags: 0xc2},
+		{name: "two-byte length", id: "x", user: "u", pass: strings.Repeat("p", 200), wantLen: []byte{218&0x7f | 0x80, 1}, wantFlags: 0xc2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
