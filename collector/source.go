@@ -28,7 +28,8 @@ func (f PollFunc) Poll(ctx context.Context) ([]Reading, error) { return f(ctx) }
 
 // Schedule drives p the way Prometheus drives a scrape loop: a jittered first poll so that many
 // buses do not fire together, then one poll per interval, each bounded by timeout. A poll that
-// overruns its interval skips the ticks it missed rather than queueing them. Errors go to onErr
+// overruns its interval restarts the ticker when it ends, so the missed ticks are skipped and
+// the device gets a full interval of rest before the next poll. Errors go to onErr
 // (which may be nil); the loop only ends with ctx.
 func Schedule(ctx context.Context, interval, timeout time.Duration, p Poller, emit func(Reading), onErr func(error)) {
 	if timeout <= 0 || timeout > interval {
@@ -45,9 +46,17 @@ func Schedule(ctx context.Context, interval, timeout time.Duration, p Poller, em
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		began := time.Now()
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		rs, err := p.Poll(pctx)
 		cancel()
+		if time.Since(began) >= interval {
+			select {
+			case <-t.C:
+			default:
+			}
+			t.Reset(interval)
+		}
 		for _, r := range rs {
 			emit(r)
 		}
