@@ -2,13 +2,18 @@ package publish
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aqualoop/aqualoop/collector"
@@ -19,12 +24,26 @@ import (
 // and tries again later.
 var ErrOffline = errors.New("mqtt broker not connected")
 
+// Kinds of failed connection attempts, the values of the "kind" label of
+// aqualoop_edge_broker_connect_failures_total.
+const (
+	// ConnectRefused is a broker that answered but refused the client: wrong user name or
+	// password, or a client id or user it does not allow.
+	ConnectRefused = "refused"
+	// ConnectTLS is a failed TLS handshake: a certificate the broker or the client does not trust,
+	// or a missing client certificate.
+	ConnectTLS = "tls"
+	// ConnectNetwork is anything else: the broker is down or unreachable.
+	ConnectNetwork = "network"
+)
+
 // Metrics are the publisher's Prometheus series.
 type Metrics struct {
-	published prometheus.Counter
-	failed    *prometheus.CounterVec
-	latency   prometheus.Histogram
-	connected prometheus.Gauge
+	published     prometheus.Counter
+	failed        *prometheus.CounterVec
+	latency       prometheus.Histogram
+	connected     prometheus.Gauge
+	connectFailed *prometheus.CounterVec
 }
 
 // NewMetrics registers the publisher's metrics with reg (which may be nil).
@@ -43,9 +62,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "aqualoop_edge_broker_connected", Help: "1 while the MQTT connection is up.",
 		}),
+		connectFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aqualoop_edge_broker_connect_failures_total",
+			Help: "Failed connection attempts to the MQTT broker, by kind: refused, tls, network.",
+		}, []string{"kind"}),
+	}
+	for _, k := range []string{ConnectRefused, ConnectTLS, ConnectNetwork} {
+		m.connectFailed.WithLabelValues(k)
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.failed, m.latency, m.connected)
+		reg.MustRegister(m.published, m.failed, m.latency, m.connected, m.connectFailed)
 	}
 	return m
 }
@@ -59,6 +85,10 @@ type Publisher struct {
 	logger  *slog.Logger
 	metrics *Metrics
 	online  atomic.Bool
+
+	errMu   sync.Mutex
+	lastErr string          // why connecting fails; empty once connected
+	failing map[string]bool // the kinds of failure seen since the last connection
 }
 
 // New prepares a publisher; Run connects it.
@@ -73,12 +103,13 @@ func New(cfg Broker, site, edge string, logger *slog.Logger, m *Metrics) (*Publi
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cfg: cfg, site: site, edge: edge, logger: logger, metrics: m}
+	p := &Publisher{cfg: cfg, site: site, edge: edge, logger: logger, metrics: m, failing: map[string]bool{}}
 	status := wire.StatusTopic(site, edge)
 	opts.SetWill(status, wire.StatusOffline, 1, true)
 	opts.SetOnConnectHandler(func(c mqtt.Client) {
 		p.online.Store(true)
 		m.connected.Set(1)
+		p.connectSucceeded()
 		logger.Info("mqtt connected", "topic", status)
 		// Not waited for here: paho calls this on its own goroutine and the status is
 		// best-effort; the will covers the opposite case.
@@ -89,8 +120,79 @@ func New(cfg Broker, site, edge string, logger *slog.Logger, m *Metrics) (*Publi
 		m.connected.Set(0)
 		logger.Warn("mqtt connection lost, readings stay queued until it is back", "err", err)
 	})
+	// Paho retries a refused or failed connection silently; this is where an operator learns
+	// that the password or a certificate is wrong.
+	opts.SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
+		if f, ok := n.(mqtt.ConnectionNotificationFailed); ok && f.Reason != nil {
+			p.connectFailed(f.Reason)
+		}
+	})
 	p.client = mqtt.NewClient(opts)
 	return p, nil
+}
+
+// connectFailed counts and logs a failed connection attempt. Paho retries every second, so each
+// kind of failure is logged once until a connection succeeds. A broker that rejects the client's
+// certificate sometimes resets the connection before its TLS alert is read; once a refusal or a
+// TLS failure was seen, such network errors are taken as more of the same.
+func (p *Publisher) connectFailed(err error) {
+	kind := connectErrorKind(err)
+	p.metrics.connectFailed.WithLabelValues(kind).Inc()
+	msg := err.Error()
+	p.errMu.Lock()
+	if kind == ConnectNetwork && (p.failing[ConnectRefused] || p.failing[ConnectTLS]) {
+		p.errMu.Unlock()
+		return
+	}
+	first := !p.failing[kind]
+	p.failing[kind] = true
+	p.lastErr = msg
+	p.errMu.Unlock()
+	if !first {
+		return
+	}
+	switch kind {
+	case ConnectRefused:
+		p.logger.Error("mqtt broker refused the connection, check username and password; retrying", "err", msg)
+	case ConnectTLS:
+		p.logger.Error("mqtt tls handshake failed, check the certificates; retrying", "err", msg)
+	default:
+		p.logger.Warn("mqtt broker unreachable, readings stay spooled; retrying", "err", msg)
+	}
+}
+
+// connectSucceeded forgets the failures of the attempts before.
+func (p *Publisher) connectSucceeded() {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	clear(p.failing)
+	p.lastErr = ""
+}
+
+// LastError says why connecting to the broker fails (the refusal rather than a reset that
+// followed it), or "" once connected.
+func (p *Publisher) LastError() string {
+	p.errMu.Lock()
+	defer p.errMu.Unlock()
+	return p.lastErr
+}
+
+// connectErrorKind sorts a connection failure for the operator.
+func connectErrorKind(err error) string {
+	var verify *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.Is(err, packets.ErrorRefusedBadUsernameOrPassword), errors.Is(err, packets.ErrorRefusedNotAuthorised),
+		errors.Is(err, packets.ErrorRefusedIDRejected):
+		return ConnectRefused
+	case errors.As(err, &verify), errors.As(err, &unknownCA), errors.As(err, &hostname),
+		// A broker's TLS alert (certificate required, unknown CA, bad certificate) arrives as an
+		// error of an unexported type; its text is all there is to go on.
+		strings.Contains(err.Error(), "tls: "):
+		return ConnectTLS
+	}
+	return ConnectNetwork
 }
 
 // Run keeps the connection until ctx ends, then publishes the offline status and disconnects.
