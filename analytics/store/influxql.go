@@ -20,9 +20,10 @@ import (
 // series is one series (or, in a chunked answer, one chunk of it) of an InfluxQL result. Values
 // hold json.Number, string, bool or nil.
 type series struct {
-	Name    string   `json:"name"`
-	Columns []string `json:"columns"`
-	Values  [][]any  `json:"values"`
+	Name    string            `json:"name"`
+	Tags    map[string]string `json:"tags"` // the GROUP BY tags
+	Columns []string          `json:"columns"`
+	Values  [][]any           `json:"values"`
 }
 
 // col returns the index of each column by name.

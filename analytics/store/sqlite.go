@@ -31,6 +31,13 @@ type SQLite struct {
 	getReadings *sql.Stmt
 	getLast     *sql.Stmt
 	getBuckets  *sql.Stmt
+	putMeter    *sql.Stmt
+	getTotals   *sql.Stmt
+	putInput    *sql.Stmt
+	getInputs   *sql.Stmt
+	delResult   *sql.Stmt
+	putResult   *sql.Stmt
+	getResults  *sql.Stmt
 }
 
 // sqliteMigrations are applied in order; the schema version is the number applied. Append only:
@@ -59,6 +66,36 @@ var sqliteMigrations = []string{
 	) WITHOUT ROWID;
 	-- A site's buckets over a short range, across all its meters, without scanning each meter's history.
 	CREATE INDEX buckets_by_start ON buckets (site, start);`,
+
+	// 2: the engine's tables. bucket_meters lists the meters that have buckets, so that summing a
+	// site's ledger walks each meter's primary-key range in order instead of sorting a month of
+	// rows. inputs holds production figures (NULL = not given) keyed by their period's start;
+	// results one row per figure, so a chart selects one field without decoding anything.
+	`CREATE TABLE bucket_meters (
+		site  TEXT NOT NULL,
+		meter TEXT NOT NULL,
+		PRIMARY KEY (site, meter)
+	) WITHOUT ROWID;
+	INSERT INTO bucket_meters (site, meter) SELECT DISTINCT site, meter FROM buckets;
+	CREATE TABLE inputs (
+		site         TEXT    NOT NULL,
+		start        INTEGER NOT NULL,
+		end          INTEGER NOT NULL,
+		product      REAL,
+		product_unit TEXT    NOT NULL,
+		output_value REAL,
+		steam        REAL,
+		PRIMARY KEY (site, start)
+	) WITHOUT ROWID;
+	CREATE TABLE results (
+		site     TEXT    NOT NULL,
+		boundary TEXT    NOT NULL,
+		period   TEXT    NOT NULL,
+		start    INTEGER NOT NULL,
+		field    TEXT    NOT NULL,
+		value    REAL    NOT NULL,
+		PRIMARY KEY (site, boundary, period, start, field)
+	) WITHOUT ROWID;`,
 }
 
 // OpenSQLite opens (creating if needed) the store file at path and brings its schema up to date.
@@ -154,6 +191,18 @@ func (s *SQLite) prepare() error {
 		WHERE site = ? AND meter = ? AND time <= ? ORDER BY time DESC LIMIT 1`)
 	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
+	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+	prep(s.r, &s.getTotals, totalsQuery)
+	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (site, start) DO UPDATE SET end = excluded.end, product = excluded.product,
+			product_unit = excluded.product_unit, output_value = excluded.output_value, steam = excluded.steam`)
+	prep(s.r, &s.getInputs, `SELECT start, end, product, product_unit, output_value, steam FROM inputs
+		WHERE site = ? AND start < ? AND end > ? ORDER BY start`)
+	prep(s.w, &s.delResult, `DELETE FROM results WHERE site = ? AND boundary = ? AND period = ? AND start = ?`)
+	prep(s.w, &s.putResult, `INSERT INTO results (site, boundary, period, start, field, value) VALUES (?, ?, ?, ?, ?, ?)`)
+	prep(s.r, &s.getResults, `SELECT start, field, value FROM results
+		WHERE site = ? AND boundary = ? AND period = ? AND start >= ? AND start <= ? ORDER BY start, field`)
 	if err != nil {
 		return fmt.Errorf("prepare statements: %w", err)
 	}
@@ -212,9 +261,18 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 	}
 	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
 		stmt := tx.StmtContext(ctx, s.putBucket)
+		type siteMeter struct{ site, meter string }
+		meters := map[siteMeter]bool{}
 		for _, b := range bs {
 			if _, err := stmt.ExecContext(ctx, b.Site, b.Meter, b.Start.UnixNano(), b.Volume, int64(b.Flags), b.Coverage); err != nil {
 				return fmt.Errorf("%s/%s at %v: %w", b.Site, b.Meter, b.Start, err)
+			}
+			meters[siteMeter{b.Site, b.Meter}] = true
+		}
+		pm := tx.StmtContext(ctx, s.putMeter)
+		for k := range meters {
+			if _, err := pm.ExecContext(ctx, k.site, k.meter); err != nil {
+				return fmt.Errorf("record meter %s/%s: %w", k.site, k.meter, err)
 			}
 		}
 		return nil
@@ -339,7 +397,8 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 // Close closes the file. Pending writes have already committed or failed.
 func (s *SQLite) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.putReading, s.putBucket, s.getReadings, s.getLast, s.getBuckets} {
+	for _, st := range []*sql.Stmt{s.putReading, s.putBucket, s.getReadings, s.getLast, s.getBuckets,
+		s.putMeter, s.getTotals, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

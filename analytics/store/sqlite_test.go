@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aqualoop/aqualoop/analytics/ledger"
 	"github.com/aqualoop/aqualoop/collector"
 )
 
@@ -80,5 +81,77 @@ func TestSQLiteRefusesNewerSchema(t *testing.T) {
 		t.Fatal("opened a file with a newer schema")
 	} else if !strings.Contains(err.Error(), "newer") {
 		t.Errorf("OpenSQLite = %v, want it to say the schema is newer", err)
+	}
+}
+
+// TestSQLiteTotalsPlan checks that summing a site's ledger walks each meter's key range in order:
+// a temporary B-tree would mean sorting every bucket of a month before summing it.
+func TestSQLiteTotalsPlan(t *testing.T) {
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+totalsQuery, 0, 1, site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	all := strings.Join(plan, "\n")
+	t.Logf("plan:\n%s", all)
+	if strings.Contains(all, "TEMP B-TREE") || !strings.Contains(all, "PRIMARY KEY") {
+		t.Errorf("the totals query sorts or does not use the primary key:\n%s", all)
+	}
+}
+
+// TestSQLiteMigrationListsExistingMeters opens a file written before the engine's tables existed:
+// its buckets must be summed like new ones.
+func TestSQLiteMigrationListsExistingMeters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "store.db")
+	s, err := OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := t0.Truncate(time.Minute)
+	if err := s.WriteBuckets(ctx, []ledger.Bucket{
+		{Site: site, Meter: "A", Start: m, Volume: 1, Coverage: 1},
+		{Site: site, Meter: "B", Start: m, Volume: 2, Coverage: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Back to schema version 1, as a file of the previous release is.
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TABLE bucket_meters", "DROP TABLE inputs", "DROP TABLE results", "DELETE FROM store_migrations WHERE version > 1"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s, err = OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.MeterTotals(ctx, site, m, m.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Meter != "A" || got[1].Volume != 2 {
+		t.Errorf("MeterTotals after migration = %+v, want meters A and B", got)
 	}
 }

@@ -32,6 +32,7 @@ func TestSQLite(t *testing.T) {
 		}
 	})
 	testStore(t, s)
+	testEngineStore(t, s)
 }
 
 func TestInflux(t *testing.T) {
@@ -40,6 +41,7 @@ func TestInflux(t *testing.T) {
 	// writes and multi-document chunked answers.
 	s.maxBatch, s.chunkSize = 7, 5
 	testStore(t, s)
+	testEngineStore(t, s)
 }
 
 // openTestInflux starts influxd, creates a database and opens the store on it, with an

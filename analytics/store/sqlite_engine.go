@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aqualoop/aqualoop/analytics/engine"
+	"github.com/aqualoop/aqualoop/analytics/ledger"
+)
+
+// flagBits is how many bits of ledger.Flag the totals query unions. SQLite has no bitwise-OR
+// aggregate, so each bit is the MAX of that bit over the rows.
+const flagBits = 16
+
+// totalsQuery sums each meter's buckets in one pass: the outer loop walks bucket_meters in meter
+// order (CROSS JOIN tells SQLite to keep that order of the loops) and the inner one each meter's
+// primary-key range, so the rows arrive grouped and nothing is sorted.
+var totalsQuery = func() string {
+	var or []string
+	for i := range flagBits {
+		or = append(or, fmt.Sprintf("MAX(b.flags & %d)", 1<<i))
+	}
+	return `SELECT m.meter, SUM(b.volume), SUM(b.coverage), COUNT(*), ` + strings.Join(or, " | ") + `
+		FROM bucket_meters AS m
+		CROSS JOIN buckets AS b ON b.site = m.site AND b.meter = m.meter AND b.start >= ? AND b.start <= ?
+		WHERE m.site = ?
+		GROUP BY m.meter ORDER BY m.meter`
+}()
+
+// MeterTotals sums a site's buckets with from <= start < to per meter, in meter order. Meters
+// without a bucket in the range are left out.
+func (s *SQLite) MeterTotals(ctx context.Context, site string, from, to time.Time) ([]engine.MeterTotal, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.getTotals.QueryContext(ctx, lo, hi, site)
+	if err != nil {
+		return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
+	}
+	defer rows.Close()
+	var out []engine.MeterTotal
+	for rows.Next() {
+		var t engine.MeterTotal
+		var flags int64
+		if err := rows.Scan(&t.Meter, &t.Volume, &t.Coverage, &t.Buckets, &flags); err != nil {
+			return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
+		}
+		t.Flags = ledger.Flag(flags)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
+	}
+	return out, nil
+}
+
+// WriteInputs stores production inputs in one transaction; an input with the (site, from) of a
+// stored one replaces it.
+func (s *SQLite) WriteInputs(ctx context.Context, ins []engine.Input) error {
+	for _, in := range ins {
+		if err := checkInput(in); err != nil {
+			return fmt.Errorf("write inputs: %w", err)
+		}
+	}
+	if len(ins) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, "write inputs", func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, s.putInput)
+		for _, in := range ins {
+			if _, err := stmt.ExecContext(ctx, in.Site, in.From.UnixNano(), in.To.UnixNano(),
+				nullFloat(in.Product), in.ProductUnit, nullFloat(in.OutputValue), nullFloat(in.Steam)); err != nil {
+				return fmt.Errorf("input of %s from %v: %w", in.Site, in.From, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Inputs returns a site's inputs whose period overlaps [from, to), by start.
+func (s *SQLite) Inputs(ctx context.Context, site string, from, to time.Time) ([]engine.Input, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.getInputs.QueryContext(ctx, site, hi+1, lo)
+	if err != nil {
+		return nil, fmt.Errorf("read inputs of %s: %w", site, err)
+	}
+	defer rows.Close()
+	var out []engine.Input
+	for rows.Next() {
+		var (
+			start, end         int64
+			product, ov, steam sql.NullFloat64
+			in                 = engine.Input{Site: site}
+		)
+		if err := rows.Scan(&start, &end, &product, &in.ProductUnit, &ov, &steam); err != nil {
+			return nil, fmt.Errorf("read inputs of %s: %w", site, err)
+		}
+		in.From, in.To = fromNanos(start), fromNanos(end)
+		in.Product, in.OutputValue, in.Steam = floatPtr(product), floatPtr(ov), floatPtr(steam)
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read inputs of %s: %w", site, err)
+	}
+	return out, nil
+}
+
+func nullFloat(v *float64) sql.NullFloat64 {
+	if v == nil {
+		return sql.NullFloat64{}
+	}
+	return sql.NullFloat64{Float64: *v, Valid: true}
+}
+
+func floatPtr(v sql.NullFloat64) *float64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Float64
+}
+
+// WriteResults stores results in one transaction; each replaces the stored result of its
+// (site, boundary, period, start) whole.
+func (s *SQLite) WriteResults(ctx context.Context, rs []engine.Result) error {
+	for _, r := range rs {
+		if err := checkResult(r); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, "write results", func(tx *sql.Tx) error {
+		del, put := tx.StmtContext(ctx, s.delResult), tx.StmtContext(ctx, s.putResult)
+		for _, r := range rs {
+			ns := r.Start.UnixNano()
+			if _, err := del.ExecContext(ctx, r.Site, r.Boundary, r.Period, ns); err != nil {
+				return fmt.Errorf("result of %s %s %s at %v: %w", r.Site, r.Boundary, r.Period, r.Start, err)
+			}
+			for k, v := range r.Fields {
+				if _, err := put.ExecContext(ctx, r.Site, r.Boundary, r.Period, ns, k, v); err != nil {
+					return fmt.Errorf("result of %s %s %s at %v: %w", r.Site, r.Boundary, r.Period, r.Start, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Results returns the results of one site, boundary and period with from <= start < to, oldest
+// first.
+func (s *SQLite) Results(ctx context.Context, site, boundary, period string, from, to time.Time) ([]engine.Result, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.getResults.QueryContext(ctx, site, boundary, period, lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("read results of %s %s %s: %w", site, boundary, period, err)
+	}
+	defer rows.Close()
+	var out []engine.Result
+	for rows.Next() {
+		var (
+			ns    int64
+			field string
+			v     float64
+		)
+		if err := rows.Scan(&ns, &field, &v); err != nil {
+			return nil, fmt.Errorf("read results of %s %s %s: %w", site, boundary, period, err)
+		}
+		if n := len(out); n == 0 || out[n-1].Start.UnixNano() != ns {
+			out = append(out, engine.Result{Site: site, Boundary: boundary, Period: period, Start: fromNanos(ns), Fields: map[string]float64{}})
+		}
+		out[len(out)-1].Fields[field] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read results of %s %s %s: %w", site, boundary, period, err)
+	}
+	return out, nil
+}
