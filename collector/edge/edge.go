@@ -309,10 +309,16 @@ func (e *Edge) Handler() http.Handler {
 			spooled["oldest_age_seconds"] = e.spool.OldestAge(e.opts.Now()).Seconds()
 		}
 		e.mu.Unlock()
-		writeJSON(w, status, map[string]any{
+		body := map[string]any{
 			"site": e.cfg.Site, "edge": e.cfg.Edge,
 			"broker_connected": e.pub.Connected(), "spool": spooled, "buses": buses,
-		})
+		}
+		// Why the broker cannot be reached (a refused password, a rejected certificate), so
+		// an operator need not dig through the log.
+		if msg := e.pub.LastError(); msg != "" {
+			body["broker_error"] = msg
+		}
+		writeJSON(w, status, body)
 	})
 	return mux
 }
