@@ -132,6 +132,10 @@ func (s *Site) Default() {
 	if s.Timezone == "" {
 		s.Timezone = "Asia/Shanghai"
 	}
+	// Resolve the zone now, so a loaded site is only read afterwards, by any number of goroutines.
+	if loc, err := time.LoadLocation(s.Timezone); err == nil {
+		s.loc = loc
+	}
 	s.Balance.Default()
 	s.Indicators.Default()
 	s.Metering.Default(s.Meters)
