@@ -1,191 +1,189 @@
-// Package engine sums the volume ledger over periods and boundaries and computes the indicators
-// on a site's water network model. The live API and the evidence reports call the same functions,
+// Package engine sums the volume ledger over periods (hour, day, month, year in the site's time
+// zone, or any range) and boundaries (site, unit, park), and computes on a site's water network
+// model the indicators of GB/T 7119, the balances of GB/T 12452 and the burn-down of withdrawal
+// plans. The live API, the continuous Evaluator and the evidence reports call the same functions,
 // so a figure on the dashboard and the figure in an auditor's report cannot differ.
+//
+// Reading and computing are separate: Engine reads the ledger summed per meter and the production
+// inputs from a Store, and the pure functions Compute, ComputeUnit, ComputePark and
+// ComputeBalance turn them into figures.
 package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics"
-	"github.com/aqualoop/aqualoop/analytics/kpi"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 )
 
-// Buckets is what the engine reads from the store.
-type Buckets interface {
-	Buckets(ctx context.Context, site string, from, to time.Time) ([]ledger.Bucket, error)
+// Errors callers branch on (the API answers 404).
+var (
+	ErrUnknownSite = errors.New("unknown site")
+	ErrUnknownUnit = errors.New("unknown unit")
+	ErrUnknownPark = errors.New("unknown park")
+)
+
+// Period is a calendar period in a site's time zone.
+type Period string
+
+// Periods the evaluator keeps current.
+const (
+	Hour  Period = "hour"
+	Day   Period = "day"
+	Month Period = "month"
+	Year  Period = "year"
+)
+
+// Periods lists the calendar periods, shortest first.
+var Periods = []Period{Hour, Day, Month, Year}
+
+// ParsePeriod reads "hour", "day", "month" or "year".
+func ParsePeriod(s string) (Period, error) {
+	for _, p := range Periods {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("period %q is not one of hour, day, month, year", s)
 }
 
-// Volumes are the GB/T 7119 quantities of one site over one period, in m³.
-type Volumes struct {
-	Vi        float64 `json:"vi"`         // intake, conventional sources
-	Vu        float64 `json:"vu"`         // non-conventional water
-	Vr        float64 `json:"vr"`         // reused = Vcy + Vs (Vw and Vb are part of it)
-	Vcy       float64 `json:"vcy"`        // circulating
-	Vs        float64 `json:"vs"`         // cascade
-	Vw        float64 `json:"vw"`         // treated wastewater reused
-	Vb        float64 `json:"vb"`         // condensate reused
-	Vd        float64 `json:"vd"`         // discharged
-	Vco       float64 `json:"vco"`        // consumed
-	VSupplied float64 `json:"v_supplied"` // supplied to others
-	Vt        float64 `json:"vt"`         // total use, Vi + Vr (the standards' definition)
+// Span returns the calendar period that contains at, in loc: [from, to).
+func (p Period) Span(at time.Time, loc *time.Location) (from, to time.Time) {
+	l := at.In(loc)
+	switch p {
+	case Hour:
+		from = time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), 0, 0, 0, loc)
+		return from, from.Add(time.Hour)
+	case Month:
+		from = time.Date(l.Year(), l.Month(), 1, 0, 0, 0, 0, loc)
+		return from, from.AddDate(0, 1, 0)
+	case Year:
+		from = time.Date(l.Year(), 1, 1, 0, 0, 0, 0, loc)
+		return from, from.AddDate(1, 0, 0)
+	}
+	from = time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, loc)
+	return from, from.AddDate(0, 0, 1)
 }
 
-// FlowVolume is one flow's share of a period.
-type FlowVolume struct {
-	ID       string             `json:"id"`
-	Kind     analytics.FlowKind `json:"kind"`
-	Meter    string             `json:"meter,omitempty"`
-	Volume   float64            `json:"volume"`
-	Coverage float64            `json:"coverage"` // fraction of the period's minutes with good data
-	Flags    string             `json:"flags,omitempty"`
-}
-
-// Indicators is the answer for one site and period.
-type Indicators struct {
-	Site    string    `json:"site"`
-	From    time.Time `json:"from"`
-	To      time.Time `json:"to"`
-	Volumes Volumes   `json:"volumes"`
-	// ReuseRate is Vr / (Vr + Vi), the declared reuse rate; nil when undefined.
-	ReuseRate *float64 `json:"reuse_rate"`
-	// ReuseRateWithVu is Vr / (Vr + Vi + Vu), the variant with non-conventional water.
-	ReuseRateWithVu *float64 `json:"reuse_rate_with_vu"`
-	Declared        string   `json:"declared"`
-	// Coverage is the mean of the metered flows' coverage.
-	Coverage float64      `json:"coverage"`
-	Flows    []FlowVolume `json:"flows"`
-}
-
-// Engine computes indicators from the ledger.
+// Engine reads the ledger and computes figures on the site models it was given.
 type Engine struct {
 	sites map[string]*analytics.Site
-	store Buckets
+	order []*analytics.Site
+	parks map[string][]*analytics.Site
+	store Store
 }
 
-// New returns an engine over the given site models.
-func New(sites []*analytics.Site, store Buckets) *Engine {
+// New returns an engine over the given site models. Sites that name the same park form it.
+func New(sites []*analytics.Site, st Store) *Engine {
 	m := make(map[string]*analytics.Site, len(sites))
 	for _, s := range sites {
 		m[s.ID] = s
 	}
-	return &Engine{sites: m, store: store}
+	return &Engine{sites: m, order: sites, parks: analytics.Parks(sites), store: st}
 }
 
-// ErrUnknownSite is returned for a site the engine has no model of.
-var ErrUnknownSite = fmt.Errorf("unknown site")
+// Sites returns the site models, in the order given to New.
+func (e *Engine) Sites() []*analytics.Site { return e.order }
 
-// Indicators computes the indicators of site over [from, to), whole minutes.
-func (e *Engine) Indicators(ctx context.Context, site string, from, to time.Time) (Indicators, error) {
-	s, ok := e.sites[site]
+// Site returns the model of one site.
+func (e *Engine) Site(id string) (*analytics.Site, error) {
+	s, ok := e.sites[id]
 	if !ok {
-		return Indicators{}, fmt.Errorf("%w %q", ErrUnknownSite, site)
+		return nil, fmt.Errorf("%w %q", ErrUnknownSite, id)
 	}
-	from, to = ledger.Align(from), ledger.Align(to)
-	bs, err := e.store.Buckets(ctx, site, from, to)
-	if err != nil {
-		return Indicators{}, fmt.Errorf("read buckets of %s: %w", site, err)
-	}
-	return Compute(s, bs, from, to), nil
+	return s, nil
 }
 
-// Compute is the pure core of Indicators: the site model and the ledger buckets of the period in,
-// indicators out.
-func Compute(s *analytics.Site, bs []ledger.Bucket, from, to time.Time) Indicators {
-	type acc struct {
-		vol, cov float64
-		flags    ledger.Flag
+// Park returns the sites of one park.
+func (e *Engine) Park(id string) ([]*analytics.Site, error) {
+	ss, ok := e.parks[id]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownPark, id)
 	}
-	perMeter := map[string]*acc{}
-	for _, b := range bs {
-		a := perMeter[b.Meter]
-		if a == nil {
-			a = &acc{}
-			perMeter[b.Meter] = a
-		}
-		a.vol += b.Volume
-		a.cov += b.Coverage
-		a.flags |= b.Flags
+	return ss, nil
+}
+
+// Parks returns the parks by id.
+func (e *Engine) Parks() map[string][]*analytics.Site { return e.parks }
+
+// Read reads what a site's figures over [from, to) are computed from. from and to should be
+// whole minutes (see Align).
+func (e *Engine) Read(ctx context.Context, s *analytics.Site, from, to time.Time) (Data, error) {
+	totals, err := e.store.MeterTotals(ctx, s.ID, from, to)
+	if err != nil {
+		return Data{}, fmt.Errorf("read the ledger of %s: %w", s.ID, err)
 	}
-	minutes := to.Sub(from).Minutes()
-	flows := make(map[string]float64, len(s.Flows))
-	var resolve func(id string, depth int) float64
-	resolve = func(id string, depth int) float64 {
-		if v, ok := flows[id]; ok {
-			return v
-		}
-		var v float64
-		for _, f := range s.Flows {
-			if f.ID != id {
-				continue
-			}
-			switch {
-			case f.Meter != "":
-				if a := perMeter[f.Meter]; a != nil {
-					v = a.vol
-				}
-			case f.Derived != nil && depth < len(s.Flows):
-				for _, t := range f.Derived.Add {
-					v += resolve(t, depth+1)
-				}
-				for _, t := range f.Derived.Sub {
-					v -= resolve(t, depth+1)
-				}
-			}
-		}
-		flows[id] = v
-		return v
+	ins, err := e.store.Inputs(ctx, s.ID, from, to)
+	if err != nil {
+		return Data{}, fmt.Errorf("read production inputs of %s: %w", s.ID, err)
 	}
-	out := Indicators{Site: s.ID, From: from, To: to, Declared: "reuse_rate"}
-	var covSum float64
-	var metered int
-	for _, f := range s.Flows {
-		fv := FlowVolume{ID: f.ID, Kind: f.Kind, Meter: f.Meter, Volume: resolve(f.ID, 0)}
-		if f.Meter != "" {
-			if a := perMeter[f.Meter]; a != nil && minutes > 0 {
-				fv.Coverage = min(1, a.cov/minutes)
-				fv.Flags = a.flags.String()
-			}
-			covSum += fv.Coverage
-			metered++
-		}
-		out.Flows = append(out.Flows, fv)
-		v := &out.Volumes
-		switch f.Kind {
-		case analytics.Intake:
-			v.Vi += fv.Volume
-		case analytics.NonConventional:
-			v.Vu += fv.Volume
-		case analytics.Circulating:
-			v.Vcy += fv.Volume
-		case analytics.Cascade:
-			v.Vs += fv.Volume
-		case analytics.WastewaterReuse:
-			v.Vw += fv.Volume
-		case analytics.Condensate:
-			v.Vb += fv.Volume
-		case analytics.Discharge:
-			v.Vd += fv.Volume
-		case analytics.Consumption:
-			v.Vco += fv.Volume
-		case analytics.Supplied:
-			v.VSupplied += fv.Volume
-		}
-		if f.Kind.Reused() {
-			v.Vr += fv.Volume
+	return Data{Totals: totals, Production: Prorate(ins, from, to)}, nil
+}
+
+// Align rounds a period to whole minutes, the ledger's resolution: from and to down.
+func Align(from, to time.Time) (time.Time, time.Time) { return ledger.Align(from), ledger.Align(to) }
+
+// Indicators computes the indicators of one site over [from, to), whole minutes.
+func (e *Engine) Indicators(ctx context.Context, site string, from, to time.Time) (Indicators, error) {
+	s, err := e.Site(site)
+	if err != nil {
+		return Indicators{}, err
+	}
+	from, to = Align(from, to)
+	d, err := e.Read(ctx, s, from, to)
+	if err != nil {
+		return Indicators{}, err
+	}
+	return Compute(s, d, from, to), nil
+}
+
+// UnitIndicators computes the indicators of one unit node of a site over [from, to).
+func (e *Engine) UnitIndicators(ctx context.Context, site, unit string, from, to time.Time) (Indicators, error) {
+	s, err := e.Site(site)
+	if err != nil {
+		return Indicators{}, err
+	}
+	if n, ok := s.Node(unit); !ok || n.Type != analytics.Unit {
+		return Indicators{}, fmt.Errorf("%w %q in site %s", ErrUnknownUnit, unit, site)
+	}
+	from, to = Align(from, to)
+	d, err := e.Read(ctx, s, from, to)
+	if err != nil {
+		return Indicators{}, err
+	}
+	ind, _ := ComputeUnit(s, unit, d, from, to)
+	return ind, nil
+}
+
+// ParkIndicators computes the indicators of a park, the sum over its sites, over [from, to).
+func (e *Engine) ParkIndicators(ctx context.Context, park string, from, to time.Time) (Indicators, error) {
+	sites, err := e.Park(park)
+	if err != nil {
+		return Indicators{}, err
+	}
+	from, to = Align(from, to)
+	ds := make([]Data, len(sites))
+	for i, s := range sites {
+		if ds[i], err = e.Read(ctx, s, from, to); err != nil {
+			return Indicators{}, err
 		}
 	}
-	out.Volumes.Vt = out.Volumes.Vi + out.Volumes.Vr
-	if metered > 0 {
-		out.Coverage = covSum / float64(metered)
+	return ComputePark(park, sites, ds, from, to), nil
+}
+
+// Balance computes the balances of one site over [from, to).
+func (e *Engine) Balance(ctx context.Context, site string, from, to time.Time) (Balance, error) {
+	s, err := e.Site(site)
+	if err != nil {
+		return Balance{}, err
 	}
-	if r, ok := kpi.ReuseRate(out.Volumes.Vr, out.Volumes.Vi); ok {
-		out.ReuseRate = &r
+	from, to = Align(from, to)
+	d, err := e.Read(ctx, s, from, to)
+	if err != nil {
+		return Balance{}, err
 	}
-	if r, ok := kpi.ReuseRateWithVu(out.Volumes.Vr, out.Volumes.Vi, out.Volumes.Vu); ok {
-		out.ReuseRateWithVu = &r
-	}
-	return out
+	return ComputeBalance(s, d.Totals, from, to), nil
 }

@@ -53,6 +53,8 @@ type serveOptions struct {
 // platformStore is everything the platform needs of a store.
 type platformStore interface {
 	store.Store
+	engine.Store
+	engine.Results
 }
 
 func openStore(ctx context.Context, cfg *platformConfig, logger *slog.Logger) (platformStore, error) {
