@@ -43,10 +43,10 @@ type scenario struct {
 		Meter string        `yaml:"meter"`
 		From  time.Duration `yaml:"from"`
 		// Minutes buckets from From on share Volume evenly (one minute by default).
-		Minutes  int     `yaml:"minutes"`
-		Volume   float64 `yaml:"volume"`
+		Minutes  int      `yaml:"minutes"`
+		Volume   float64  `yaml:"volume"`
 		Coverage *float64 `yaml:"coverage"` // of each bucket, default 1
-		Flags    string  `yaml:"flags"`
+		Flags    string   `yaml:"flags"`
 	} `yaml:"buckets"`
 	Inputs []struct {
 		Site        string        `yaml:"site"`
