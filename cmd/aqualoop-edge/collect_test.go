@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +14,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/aqualoop/aqualoop/collector/edge"
+	"github.com/aqualoop/aqualoop/collector/publish"
 	"github.com/aqualoop/aqualoop/collector/wire"
 	"github.com/aqualoop/aqualoop/internal/testenv"
 )
@@ -214,5 +219,80 @@ func TestStatus(t *testing.T) {
 	mu.Unlock()
 	if n := logLines(e.log(), `msg="mqtt connected"`); n != 2 {
 		t.Errorf("%d connections logged over two runs, want 2:\n%s", n, e.log())
+	}
+}
+
+// TestSecuredBroker runs the edge binary against a Mosquitto that requires a client certificate
+// and a password: with the password in the environment its readings arrive; with a wrong one in
+// password_file it reports the refusal in its log and /healthz. No password appears in its log.
+func TestSecuredBroker(t *testing.T) {
+	const edgePW, platformPW, wrongPW = "Edge-Pw-31337", "Platform-Pw-4242", "Wrong-Pw-0000"
+	plant := startPlant(t)
+	broker := testenv.Mosquitto(t, testenv.WithTLS(), testenv.WithUser("edge", edgePW), testenv.WithUser("platform", platformPW))
+	files := broker.TLS()
+	t.Setenv("AQUALOOP_TEST_MQTT_PASSWORD", edgePW) // inherited by the edge process
+	wrongFile := filepath.Join(t.TempDir(), "wrong.pw")
+	if err := os.WriteFile(wrongFile, []byte(wrongPW+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secure := func(c *edge.Config) {
+		c.MQTT.Username = "edge"
+		c.MQTT.PasswordEnv = "AQUALOOP_TEST_MQTT_PASSWORD"
+		c.MQTT.TLS = publish.TLS{CA: files.CA, Certificate: files.ClientCert, Key: files.ClientKey}
+	}
+	wrong := func(c *edge.Config) { c.MQTT.PasswordEnv, c.MQTT.PasswordFile = "", wrongFile }
+
+	var mu sync.Mutex
+	meters := map[string]bool{}
+	opts := mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("secured-platform").
+		SetTLSConfig(broker.ClientTLS()).SetUsername("platform").SetPassword(platformPW).SetConnectTimeout(5 * time.Second)
+	sub := mqtt.NewClient(opts)
+	if tok := sub.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		t.Fatalf("platform connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { sub.Disconnect(50) })
+	subscribe(t, sub, wire.ReadingTopic("plant-a", "+"), func(_ mqtt.Client, m mqtt.Message) {
+		if r, err := wire.Decode(m.Payload()); err == nil {
+			mu.Lock()
+			meters[r.Meter] = true
+			mu.Unlock()
+		}
+	})
+
+	cfgPath, cfg := writeConfig(t, plant, broker.URL(), filepath.Join(t.TempDir(), "spool"), 200*time.Millisecond, secure)
+	e := startEdge(t, cfgPath, filepath.Join(t.TempDir(), "edge.log"))
+	eventually(t, 30*time.Second, "readings of every meter over TLS", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(meters) == len(meterIDs(cfg))
+	})
+	e.stop(t)
+	goodLog := e.log()
+
+	cfgPath, _ = writeConfig(t, plant, broker.URL(), filepath.Join(t.TempDir(), "spool"), 200*time.Millisecond, secure, wrong)
+	e = startEdge(t, cfgPath, filepath.Join(t.TempDir(), "edge.log"))
+	var h struct {
+		BrokerError string `json:"broker_error"`
+	}
+	eventually(t, 30*time.Second, "the refusal in /healthz", func() bool {
+		resp, err := http.Get("http://" + e.addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.BrokerError != ""
+	})
+	if !strings.Contains(h.BrokerError, "not Authorized") {
+		t.Errorf("broker_error %q, want the broker's refusal", h.BrokerError)
+	}
+	e.stop(t)
+	badLog := e.log()
+	if n := logLines(badLog, `level=ERROR msg="mqtt broker refused the connection, check username and password; retrying"`); n != 1 {
+		t.Errorf("%d error records of the refusal, want 1:\n%s", n, badLog)
+	}
+	for _, pw := range []string{edgePW, platformPW, wrongPW} {
+		if strings.Contains(goodLog+badLog, pw) {
+			t.Errorf("a password appears in the edge's log:\n%s\n%s", goodLog, badLog)
+		}
 	}
 }

@@ -83,8 +83,8 @@ func startPlant(t *testing.T) *sim.Plant {
 
 // writeConfig writes an edge file that reads every meter of the plant (Modbus meters on bus
 // "gateway-1", OPC UA meters subscribed on server "scada") every interval, publishes to broker
-// and spools in spoolDir, and returns its path and the config.
-func writeConfig(t *testing.T, p *sim.Plant, broker, spoolDir string, interval time.Duration) (string, edge.Config) {
+// and spools in spoolDir, changed by edit if given, and returns its path and the config.
+func writeConfig(t *testing.T, p *sim.Plant, broker, spoolDir string, interval time.Duration, edit ...func(*edge.Config)) (string, edge.Config) {
 	t.Helper()
 	cfg := edge.Config{
 		Site: "plant-a", Edge: "edge-1",
@@ -117,6 +117,9 @@ func writeConfig(t *testing.T, p *sim.Plant, broker, spoolDir string, interval t
 				{Name: collector.PointTotal, NodeID: m.TotalNode, Unit: "m3"},
 			},
 		})
+	}
+	for _, f := range edit {
+		f(&cfg)
 	}
 	data, err := yaml.Marshal(&cfg)
 	if err != nil {
