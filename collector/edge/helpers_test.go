@@ -289,20 +289,6 @@ func (r *recorder) handle(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-// has reports whether every seq 1..last of each meter arrived.
-func (r *recorder) has(last map[string]uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for m, n := range last {
-		for s := uint64(1); s <= n; s++ {
-			if r.seqs[m][s] == 0 {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // missing lists, per meter, the seqs of 1..last that never arrived.
 func (r *recorder) missing(last map[string]uint64) map[string][]uint64 {
 	r.mu.Lock()
