@@ -298,14 +298,20 @@ func TestDemo(t *testing.T) {
 			t.Errorf("meter %s has no reading on the status API", m.ID)
 		}
 	}
-	resp, err := http.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(page), "live water balance") {
-		t.Errorf("status page does not look like one: %.200s", page)
+	for path, want := range map[string]string{
+		"/":        "live water balance",
+		"/metrics": "aqualoop_ingest_readings_stored_total",
+		"/healthz": `"ok": true`,
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), want) {
+			t.Errorf("GET %s: %s, body lacks %q: %.300s", path, resp.Status, want, page)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {
