@@ -200,7 +200,10 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getInputs, `SELECT start, end, product, product_unit, output_value, steam FROM inputs
 		WHERE site = ? AND start < ? AND end > ? ORDER BY start`)
 	prep(s.w, &s.delResult, `DELETE FROM results WHERE site = ? AND boundary = ? AND period = ? AND start = ?`)
-	prep(s.w, &s.putResult, `INSERT INTO results (site, boundary, period, start, field, value) VALUES (?, ?, ?, ?, ?, ?)`)
+	// One statement per result, its figures as a JSON object: the driver parses every statement
+	// it executes, so a statement per figure would parse a few hundred times a snapshot.
+	prep(s.w, &s.putResult, `INSERT INTO results (site, boundary, period, start, field, value)
+		SELECT ?, ?, ?, ?, key, value FROM json_each(?)`)
 	prep(s.r, &s.getResults, `SELECT start, field, value FROM results
 		WHERE site = ? AND boundary = ? AND period = ? AND start >= ? AND start <= ? ORDER BY start, field`)
 	if err != nil {

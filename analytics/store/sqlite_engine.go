@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -144,10 +145,15 @@ func (s *SQLite) WriteResults(ctx context.Context, rs []engine.Result) error {
 			if _, err := del.ExecContext(ctx, r.Site, r.Boundary, r.Period, ns); err != nil {
 				return fmt.Errorf("result of %s %s %s at %v: %w", r.Site, r.Boundary, r.Period, r.Start, err)
 			}
-			for k, v := range r.Fields {
-				if _, err := put.ExecContext(ctx, r.Site, r.Boundary, r.Period, ns, k, v); err != nil {
-					return fmt.Errorf("result of %s %s %s at %v: %w", r.Site, r.Boundary, r.Period, r.Start, err)
-				}
+			if len(r.Fields) == 0 {
+				continue
+			}
+			js, err := json.Marshal(r.Fields)
+			if err != nil {
+				return fmt.Errorf("encode result of %s %s %s at %v: %w", r.Site, r.Boundary, r.Period, r.Start, err)
+			}
+			if _, err := put.ExecContext(ctx, r.Site, r.Boundary, r.Period, ns, string(js)); err != nil {
+				return fmt.Errorf("result of %s %s %s at %v: %w", r.Site, r.Boundary, r.Period, r.Start, err)
 			}
 		}
 		return nil
