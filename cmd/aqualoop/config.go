@@ -20,6 +20,9 @@ type platformConfig struct {
 	HTTP     httpConfig         `yaml:"http"`
 	// Broker, when Listen is set, runs an embedded MQTT broker in this process (small sites).
 	Broker brokerConfig `yaml:"broker"`
+	// InputsFile is a CSV of production inputs (product, output value, steam per site and
+	// period) stored at start; relative to this file. Columns: engine.InputColumns.
+	InputsFile string `yaml:"inputs_file"`
 
 	dir string
 }

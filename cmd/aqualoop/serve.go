@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/api"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
@@ -55,6 +57,36 @@ type platformStore interface {
 	store.Store
 	engine.Store
 	engine.Results
+	api.Inputs
+}
+
+// loadInputs stores the production inputs of the platform's inputs_file (see
+// engine.ReadInputsCSV for its columns). A row that overlaps a stored input starting elsewhere
+// stops the start: both would be counted.
+func loadInputs(ctx context.Context, path string, sites []*analytics.Site, st platformStore) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("load production inputs: %w", err)
+	}
+	defer f.Close()
+	ins, err := engine.ReadInputsCSV(f, path, sites)
+	if err != nil {
+		return err
+	}
+	for _, in := range ins {
+		stored, err := st.Inputs(ctx, in.Site, in.From, in.To)
+		if err != nil {
+			return fmt.Errorf("load production inputs: %w", err)
+		}
+		if other, ok := engine.Overlapping(stored, in); ok {
+			return fmt.Errorf("load production inputs %s: the %s row from %s %v stored from %s to %s",
+				path, in.Site, in.From.Format(time.RFC3339), engine.ErrOverlap, other.From.Format(time.RFC3339), other.To.Format(time.RFC3339))
+		}
+	}
+	if err := st.WriteInputs(ctx, ins); err != nil {
+		return fmt.Errorf("load production inputs %s: %w", path, err)
+	}
+	return nil
 }
 
 func openStore(ctx context.Context, cfg *platformConfig, logger *slog.Logger) (platformStore, error) {
@@ -105,6 +137,20 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)))
 	eng := engine.New(sites, st)
+	if cfg.InputsFile != "" {
+		if err := loadInputs(ctx, cfg.path(cfg.InputsFile), sites, st); err != nil {
+			return err
+		}
+		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile))
+	}
+	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
+		Now:     o.Now,
+		Results: st,
+		// Alerting comes later; until then a reuse rate below the benchmark is logged.
+		Sink:    eng.LogSink(o.Logger.With("component", "benchmark")),
+		Logger:  o.Logger.With("component", "engine"),
+		Metrics: engine.NewMetrics(reg),
+	})
 	known := map[string]bool{}
 	for _, s := range sites {
 		for _, m := range s.Meters {
@@ -113,9 +159,10 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	im := ingest.NewMetrics(reg)
 	in := ingest.New(cfg.Ingest, st, led, ingest.Options{
-		Logger:  o.Logger.With("component", "ingest"),
-		Metrics: im,
-		Known:   func(site, meter string) bool { return known[site+"/"+meter] },
+		Logger:    o.Logger.With("component", "ingest"),
+		Metrics:   im,
+		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
+		OnBuckets: eval.Notify,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -125,7 +172,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.Handler(api.Options{
-		Sites: sites, Engine: eng, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
+		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
 		Health: func() (map[string]any, bool) {
 			return map[string]any{
 				"store":    map[string]any{"kind": storeKind(cfg)},
@@ -137,6 +184,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		mux.Handle(pattern, h)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error { return eval.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
