@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
@@ -26,13 +27,12 @@ var _ Store = (*SQLite)(nil)
 // connections and, in WAL mode, never wait for a writer.
 type SQLite struct {
 	w, r        *sql.DB
-	putReading  *sql.Stmt
-	putBucket   *sql.Stmt
 	getReadings *sql.Stmt
 	getLast     *sql.Stmt
 	getBuckets  *sql.Stmt
 	putMeter    *sql.Stmt
 	getTotals   *sql.Stmt
+	getFlags    *sql.Stmt
 	putInput    *sql.Stmt
 	getInputs   *sql.Stmt
 	delResult   *sql.Stmt
@@ -177,14 +177,6 @@ func (s *SQLite) prepare() error {
 			*dst, err = db.Prepare(q)
 		}
 	}
-	prep(s.w, &s.putReading, `INSERT INTO readings (site, meter, time, edge, seq, time_source, points)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (site, meter, time) DO UPDATE SET
-			edge = excluded.edge, seq = excluded.seq, time_source = excluded.time_source, points = excluded.points`)
-	prep(s.w, &s.putBucket, `INSERT INTO buckets (site, meter, start, volume, flags, coverage)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (site, meter, start) DO UPDATE SET
-			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`)
 	prep(s.r, &s.getReadings, `SELECT time, edge, seq, time_source, points FROM readings
 		WHERE site = ? AND meter = ? AND time >= ? AND time <= ? ORDER BY time`)
 	prep(s.r, &s.getLast, `SELECT time, edge, seq, time_source, points FROM readings
@@ -193,6 +185,7 @@ func (s *SQLite) prepare() error {
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 	prep(s.r, &s.getTotals, totalsQuery)
+	prep(s.r, &s.getFlags, flagsQuery)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (site, start) DO UPDATE SET end = excluded.end, product = excluded.product,
@@ -228,27 +221,25 @@ func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) erro
 			return fmt.Errorf("write readings: %w", err)
 		}
 	}
-	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
-		stmt := tx.StmtContext(ctx, s.putReading)
-		pts := make([]sqlPoint, 0, 4)
-		for _, r := range rs {
-			pts = pts[:0]
-			for _, p := range r.Points {
-				sp := sqlPoint{pointMeta: pointMeta{Name: p.Name, Unit: p.Unit, Quality: p.Quality, Code: p.Code, Error: p.Error}}
-				if p.Quality != collector.Bad {
-					sp.Value = &p.Value
-				}
-				pts = append(pts, sp)
+	args := make([]any, 0, 7*len(rs))
+	pts := make([]sqlPoint, 0, 4)
+	for _, r := range rs {
+		pts = pts[:0]
+		for _, p := range r.Points {
+			sp := sqlPoint{pointMeta: pointMeta{Name: p.Name, Unit: p.Unit, Quality: p.Quality, Code: p.Code, Error: p.Error}}
+			if p.Quality != collector.Bad {
+				sp.Value = &p.Value
 			}
-			js, err := json.Marshal(pts)
-			if err != nil {
-				return fmt.Errorf("encode points of %s/%s: %w", r.Site, r.Meter, err)
-			}
-			if _, err := stmt.ExecContext(ctx, r.Site, r.Meter, r.Time.UnixNano(), r.Edge, int64(r.Seq), string(r.TimeSource), string(js)); err != nil {
-				return fmt.Errorf("%s/%s at %v: %w", r.Site, r.Meter, r.Time, err)
-			}
+			pts = append(pts, sp)
 		}
-		return nil
+		js, err := json.Marshal(pts)
+		if err != nil {
+			return fmt.Errorf("write readings: encode points of %s/%s: %w", r.Site, r.Meter, err)
+		}
+		args = append(args, r.Site, r.Meter, r.Time.UnixNano(), r.Edge, int64(r.Seq), string(r.TimeSource), string(js))
+	}
+	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
+		return upsertRows(ctx, tx, readingsUpsert, args)
 	})
 }
 
@@ -262,15 +253,16 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 			return fmt.Errorf("write buckets: %w", err)
 		}
 	}
+	args := make([]any, 0, 6*len(bs))
+	type siteMeter struct{ site, meter string }
+	meters := map[siteMeter]bool{}
+	for _, b := range bs {
+		args = append(args, b.Site, b.Meter, b.Start.UnixNano(), b.Volume, int64(b.Flags), b.Coverage)
+		meters[siteMeter{b.Site, b.Meter}] = true
+	}
 	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
-		stmt := tx.StmtContext(ctx, s.putBucket)
-		type siteMeter struct{ site, meter string }
-		meters := map[siteMeter]bool{}
-		for _, b := range bs {
-			if _, err := stmt.ExecContext(ctx, b.Site, b.Meter, b.Start.UnixNano(), b.Volume, int64(b.Flags), b.Coverage); err != nil {
-				return fmt.Errorf("%s/%s at %v: %w", b.Site, b.Meter, b.Start, err)
-			}
-			meters[siteMeter{b.Site, b.Meter}] = true
+		if err := upsertRows(ctx, tx, bucketsUpsert, args); err != nil {
+			return err
 		}
 		pm := tx.StmtContext(ctx, s.putMeter)
 		for k := range meters {
@@ -280,6 +272,55 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 		}
 		return nil
 	})
+}
+
+// upsert is an INSERT of many rows in one statement: the driver parses every statement it
+// executes, so a statement per row would spend more time parsing than writing.
+type upsert struct {
+	head, tail string
+	cols       int
+	full       string // the statement for upsertChunk rows
+}
+
+// upsertChunk is the most rows per statement: 7 columns × 256 rows stay far below SQLite's
+// limit on bound parameters.
+const upsertChunk = 256
+
+func newUpsert(head, tail string, cols int) *upsert {
+	u := &upsert{head: head, tail: tail, cols: cols}
+	u.full = u.sql(upsertChunk)
+	return u
+}
+
+func (u *upsert) sql(rows int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", u.cols), ", ") + ")"
+	return u.head + " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + " " + u.tail
+}
+
+var (
+	// A row with the key of a stored one (or of an earlier row of the same statement) replaces it.
+	readingsUpsert = newUpsert(`INSERT INTO readings (site, meter, time, edge, seq, time_source, points)`,
+		`ON CONFLICT (site, meter, time) DO UPDATE SET
+			edge = excluded.edge, seq = excluded.seq, time_source = excluded.time_source, points = excluded.points`, 7)
+	bucketsUpsert = newUpsert(`INSERT INTO buckets (site, meter, start, volume, flags, coverage)`,
+		`ON CONFLICT (site, meter, start) DO UPDATE SET
+			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`, 6)
+)
+
+// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows.
+func upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, args []any) error {
+	for len(args) > 0 {
+		n := min(len(args)/u.cols, upsertChunk)
+		q := u.full
+		if n < upsertChunk {
+			q = u.sql(n)
+		}
+		if _, err := tx.ExecContext(ctx, q, args[:n*u.cols]...); err != nil {
+			return fmt.Errorf("%d rows from %v/%v at %v: %w", n, args[0], args[1], args[2], err)
+		}
+		args = args[n*u.cols:]
+	}
+	return nil
 }
 
 func (s *SQLite) inTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
@@ -400,8 +441,8 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 // Close closes the file. Pending writes have already committed or failed.
 func (s *SQLite) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.putReading, s.putBucket, s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.getTotals, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults} {
+	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
+		s.putMeter, s.getTotals, s.getFlags, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

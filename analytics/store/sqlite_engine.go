@@ -5,31 +5,27 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 )
 
-// flagBits is how many bits of ledger.Flag the totals query unions. SQLite has no bitwise-OR
-// aggregate, so each bit is the MAX of that bit over the rows.
-const flagBits = 16
-
 // totalsQuery sums each meter's buckets in one pass: the outer loop walks bucket_meters in meter
 // order (CROSS JOIN tells SQLite to keep that order of the loops) and the inner one each meter's
 // primary-key range, so the rows arrive grouped and nothing is sorted.
-var totalsQuery = func() string {
-	var or []string
-	for i := range flagBits {
-		or = append(or, fmt.Sprintf("MAX(b.flags & %d)", 1<<i))
-	}
-	return `SELECT m.meter, SUM(b.volume), SUM(b.coverage), COUNT(*), ` + strings.Join(or, " | ") + `
+//
+// SQLite has no bitwise-OR aggregate, and one MAX per flag bit triples the cost of the scan. So
+// the query takes MIN and MAX of the flags: when they are equal (nearly always: no flag at all)
+// they are the union; otherwise flagsQuery lists the meter's distinct flags.
+const (
+	totalsQuery = `SELECT m.meter, SUM(b.volume), SUM(b.coverage), COUNT(*), MIN(b.flags), MAX(b.flags)
 		FROM bucket_meters AS m
 		CROSS JOIN buckets AS b ON b.site = m.site AND b.meter = m.meter AND b.start >= ? AND b.start <= ?
 		WHERE m.site = ?
 		GROUP BY m.meter ORDER BY m.meter`
-}()
+	flagsQuery = `SELECT DISTINCT flags FROM buckets WHERE site = ? AND meter = ? AND start >= ? AND start <= ? AND flags != 0`
+)
 
 // MeterTotals sums a site's buckets with from <= start < to per meter, in meter order. Meters
 // without a bucket in the range are left out.
@@ -42,21 +38,53 @@ func (s *SQLite) MeterTotals(ctx context.Context, site string, from, to time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
 	}
-	defer rows.Close()
 	var out []engine.MeterTotal
+	var mixed []int // meters whose buckets carry different flags
 	for rows.Next() {
 		var t engine.MeterTotal
-		var flags int64
-		if err := rows.Scan(&t.Meter, &t.Volume, &t.Coverage, &t.Buckets, &flags); err != nil {
+		var lo, hi int64
+		if err := rows.Scan(&t.Meter, &t.Volume, &t.Coverage, &t.Buckets, &lo, &hi); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
 		}
-		t.Flags = ledger.Flag(flags)
+		t.Flags = ledger.Flag(hi)
+		if lo != hi {
+			mixed = append(mixed, len(out))
+		}
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
+		rows.Close()
 		return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
 	}
+	rows.Close()
+	for _, i := range mixed {
+		t := &out[i]
+		t.Flags = 0
+		if err := s.distinctFlags(ctx, site, t, lo, hi); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+func (s *SQLite) distinctFlags(ctx context.Context, site string, t *engine.MeterTotal, lo, hi int64) error {
+	rows, err := s.getFlags.QueryContext(ctx, site, t.Meter, lo, hi)
+	if err != nil {
+		return fmt.Errorf("read bucket flags of %s/%s: %w", site, t.Meter, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var f int64
+		if err := rows.Scan(&f); err != nil {
+			return fmt.Errorf("read bucket flags of %s/%s: %w", site, t.Meter, err)
+		}
+		t.Flags |= ledger.Flag(f)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read bucket flags of %s/%s: %w", site, t.Meter, err)
+	}
+	return nil
 }
 
 // WriteInputs stores production inputs in one transaction; an input with the (site, from) of a
