@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,4 +166,39 @@ func ReadInputsCSV(r io.Reader, name string, sites []*analytics.Site) ([]Input, 
 		return nil, fmt.Errorf("read production inputs: %s", strings.Join(problems, "; "))
 	}
 	return out, nil
+}
+
+// InputStore keeps production inputs: what LoadInputs writes to.
+type InputStore interface {
+	WriteInputs(ctx context.Context, ins []Input) error
+	Inputs(ctx context.Context, site string, from, to time.Time) ([]Input, error)
+}
+
+// LoadInputs reads a production inputs file (see ReadInputsCSV) and stores its rows. A row with
+// the start of a stored input replaces it; a row that overlaps a stored input starting elsewhere
+// is an error and nothing is stored, since both would be counted.
+func LoadInputs(ctx context.Context, path string, sites []*analytics.Site, st InputStore) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("load production inputs: %w", err)
+	}
+	defer f.Close()
+	ins, err := ReadInputsCSV(f, path, sites)
+	if err != nil {
+		return 0, err
+	}
+	for _, in := range ins {
+		stored, err := st.Inputs(ctx, in.Site, in.From, in.To)
+		if err != nil {
+			return 0, fmt.Errorf("load production inputs %s: %w", path, err)
+		}
+		if other, ok := Overlapping(stored, in); ok {
+			return 0, fmt.Errorf("load production inputs %s: the %s row from %s %w stored from %s to %s",
+				path, in.Site, in.From.Format(time.RFC3339), ErrOverlap, other.From.Format(time.RFC3339), other.To.Format(time.RFC3339))
+		}
+	}
+	if err := st.WriteInputs(ctx, ins); err != nil {
+		return 0, fmt.Errorf("load production inputs %s: %w", path, err)
+	}
+	return len(ins), nil
 }

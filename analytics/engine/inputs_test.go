@@ -1,12 +1,17 @@
 package engine_test
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/engine"
+	"github.com/aqualoop/aqualoop/analytics/store"
 )
 
 func TestParseTime(t *testing.T) {
@@ -155,5 +160,52 @@ func TestOverlapping(t *testing.T) {
 		if _, got := engine.Overlapping(stored, tt.in); got != tt.conflict {
 			t.Errorf("%s: Overlapping = %v, want %v", tt.name, got, tt.conflict)
 		}
+	}
+}
+
+func TestLoadInputs(t *testing.T) {
+	s := parseSite(t, loopSite)
+	sites := []*analytics.Site{s}
+	dir := t.TempDir()
+	st, err := store.OpenSQLite(filepath.Join(dir, "aqualoop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("inputs.csv", "site,from,to,steam\nev,2026-01,2026-02,31\nev,2026-02,2026-03,28\n")
+	if n, err := engine.LoadInputs(ctx, good, sites, st); err != nil || n != 2 {
+		t.Fatalf("LoadInputs = %d, %v", n, err)
+	}
+	// Loading the same file again at the next start replaces the rows.
+	if n, err := engine.LoadInputs(ctx, good, sites, st); err != nil || n != 2 {
+		t.Fatalf("LoadInputs again = %d, %v", n, err)
+	}
+	loc := s.Location()
+	ins, err := st.Inputs(ctx, "ev", time.Date(2026, 1, 1, 0, 0, 0, 0, loc), time.Date(2026, 3, 1, 0, 0, 0, 0, loc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 2 || *ins[1].Steam != 28 {
+		t.Errorf("stored %+v", ins)
+	}
+	// A row overlapping a stored input that starts elsewhere stops the load, and nothing of the
+	// file is stored.
+	bad := write("bad.csv", "site,from,to,steam\nev,2026-03,2026-04,1\nev,2026-01-15,2026-02-15,5\n")
+	if _, err := engine.LoadInputs(ctx, bad, sites, st); !errors.Is(err, engine.ErrOverlap) {
+		t.Errorf("overlapping file: %v, want ErrOverlap", err)
+	}
+	if ins, _ := st.Inputs(ctx, "ev", time.Date(2026, 3, 1, 0, 0, 0, 0, loc), time.Date(2026, 4, 1, 0, 0, 0, 0, loc)); len(ins) != 0 {
+		t.Errorf("a refused file stored %+v", ins)
+	}
+	if _, err := engine.LoadInputs(ctx, filepath.Join(dir, "absent.csv"), sites, st); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }

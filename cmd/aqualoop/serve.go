@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/api"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
@@ -58,35 +56,6 @@ type platformStore interface {
 	engine.Store
 	engine.Results
 	api.Inputs
-}
-
-// loadInputs stores the production inputs of the platform's inputs_file (see
-// engine.ReadInputsCSV for its columns). A row that overlaps a stored input starting elsewhere
-// stops the start: both would be counted.
-func loadInputs(ctx context.Context, path string, sites []*analytics.Site, st platformStore) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("load production inputs: %w", err)
-	}
-	defer f.Close()
-	ins, err := engine.ReadInputsCSV(f, path, sites)
-	if err != nil {
-		return err
-	}
-	for _, in := range ins {
-		stored, err := st.Inputs(ctx, in.Site, in.From, in.To)
-		if err != nil {
-			return fmt.Errorf("load production inputs: %w", err)
-		}
-		if other, ok := engine.Overlapping(stored, in); ok {
-			return fmt.Errorf("load production inputs %s: the %s row from %s %v stored from %s to %s",
-				path, in.Site, in.From.Format(time.RFC3339), engine.ErrOverlap, other.From.Format(time.RFC3339), other.To.Format(time.RFC3339))
-		}
-	}
-	if err := st.WriteInputs(ctx, ins); err != nil {
-		return fmt.Errorf("load production inputs %s: %w", path, err)
-	}
-	return nil
 }
 
 func openStore(ctx context.Context, cfg *platformConfig, logger *slog.Logger) (platformStore, error) {
@@ -138,10 +107,11 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)))
 	eng := engine.New(sites, st)
 	if cfg.InputsFile != "" {
-		if err := loadInputs(ctx, cfg.path(cfg.InputsFile), sites, st); err != nil {
+		n, err := engine.LoadInputs(ctx, cfg.path(cfg.InputsFile), sites, st)
+		if err != nil {
 			return err
 		}
-		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile))
+		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
