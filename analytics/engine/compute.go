@@ -420,7 +420,7 @@ func optionsOf(s *analytics.Site) indicatorOptions {
 	return o
 }
 
-// finite returns v when it is a number, nil when not (or when ok is false).
+// value returns v when it is defined (ok) and a number, nil otherwise: JSON null, never NaN.
 func value(v float64, ok bool) *float64 {
 	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil
