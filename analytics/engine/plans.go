@@ -74,7 +74,7 @@ func planStatus(s *analytics.Site, p analytics.Plan, at time.Time, used, cov flo
 	if last != nil && last.Coverage >= HistoryCoverage {
 		h = &quota.History{WholePeriod: last.WholePeriod, SameSoFar: last.SameSoFar}
 	}
-	st := quota.Evaluate(p, s.Location(), at, used, h)
+	st := quota.EvaluateCovered(p, s.Location(), at, used, cov, h)
 	crossed := st.Crossed
 	if crossed == nil {
 		crossed = []float64{}

@@ -28,9 +28,14 @@ type Status struct {
 	// Used is the volume taken from From to min(Now, To); Remaining is Volume − Used, negative
 	// once the plan is overrun; UsedFraction is Used / Volume.
 	Used, Remaining, UsedFraction float64
+	// Coverage is the fraction of the elapsed period that Used is measured over.
+	Coverage float64
 	// ProjectionLinear extrapolates the pace so far to the whole period:
 	// Used / elapsed × whole period. Before the period starts nothing is extrapolated (it is Used),
-	// after it ends it is Used.
+	// after it ends it is Used. When only part of the elapsed time has data (Coverage < 1, a
+	// platform started mid-period or a meter that was down), the pace of the covered time is
+	// extrapolated to the whole period, so missing data does not make the plan look safer than it
+	// is.
 	ProjectionLinear float64
 	// ProjectionLastYear adds to Used what last year still took from the same instant to the
 	// period's end: Used + (WholePeriod − SameSoFar). Nil without history; Used after the end.
@@ -46,8 +51,17 @@ type Status struct {
 // Evaluate computes the status of plan p at now, given the volume used so far in the plan's
 // span and, optionally, last year's history of the same period.
 func Evaluate(p analytics.Plan, loc *time.Location, now time.Time, used float64, lastYear *History) Status {
+	return EvaluateCovered(p, loc, now, used, 1, lastYear)
+}
+
+// EvaluateCovered is Evaluate for a Used measured over only a fraction coverage (0..1] of the
+// elapsed period; the linear projection then uses the pace of the covered time.
+func EvaluateCovered(p analytics.Plan, loc *time.Location, now time.Time, used, coverage float64, lastYear *History) Status {
 	from, to := p.Span(loc)
-	st := Status{Plan: p, From: from, To: to, Now: now, Used: used, Remaining: p.Volume - used}
+	st := Status{Plan: p, From: from, To: to, Now: now, Used: used, Remaining: p.Volume - used, Coverage: coverage}
+	if coverage <= 0 || coverage > 1 {
+		coverage = 1
+	}
 	if p.Volume > 0 {
 		st.UsedFraction = used / p.Volume
 	}
@@ -58,7 +72,7 @@ func Evaluate(p analytics.Plan, loc *time.Location, now time.Time, used float64,
 	case ended, elapsed <= 0:
 		st.ProjectionLinear = used
 	default:
-		st.ProjectionLinear = used / elapsed.Seconds() * whole.Seconds()
+		st.ProjectionLinear = used / (elapsed.Seconds() * coverage) * whole.Seconds()
 	}
 	st.Projected = st.ProjectionLinear
 	if lastYear != nil {

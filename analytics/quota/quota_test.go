@@ -177,3 +177,20 @@ func TestDemoPlansSized(t *testing.T) {
 		}
 	}
 }
+
+// A platform that started ten days into a 30-day month has measured 100 m³ over the last five
+// days: the linear projection extrapolates that pace, 20 m³ a day, to the whole month (600 m³),
+// not the 100 m³ spread over fifteen days (200 m³) that ignoring the missing data would give.
+func TestEvaluateCoveredExtrapolatesMeasuredPace(t *testing.T) {
+	loc := time.UTC
+	p := analytics.Plan{Period: analytics.PeriodMonth, Year: 2026, Month: 11, Volume: 500}
+	now := time.Date(2026, 11, 16, 0, 0, 0, 0, loc)
+	st := EvaluateCovered(p, loc, now, 100, 5.0/15, nil)
+	if math.Abs(st.ProjectionLinear-600) > 1e-9 || !st.ProjectedOver {
+		t.Errorf("projection %v (over %v), want 600 and over the 500 m³ plan", st.ProjectionLinear, st.ProjectedOver)
+	}
+	full := Evaluate(p, loc, now, 100, nil)
+	if math.Abs(full.ProjectionLinear-200) > 1e-9 || full.ProjectedOver {
+		t.Errorf("fully covered projection %v, want 200", full.ProjectionLinear)
+	}
+}
