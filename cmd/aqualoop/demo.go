@@ -127,18 +127,45 @@ func demo(ctx context.Context, o demoOptions) error {
 	platCfg.HTTP.Listen = o.Listen
 	platCfg.Broker.Listen = "127.0.0.1:0"
 
+	// Shutdown runs in the order of a real plant: the edge stops first and closes its OPC UA
+	// session, then the simulator and the platform. Stopping the simulator's OPC UA server while
+	// the edge still holds a session makes it wait ten seconds for the channel.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return plant.Run(gctx) })
+	edgeCtx, stopEdge := context.WithCancel(gctx)
+	defer stopEdge()
+	backCtx, stopBack := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBack()
+	edgeDone := make(chan struct{})
+	g.Go(func() error {
+		<-gctx.Done()
+		stopEdge()
+		select {
+		case <-edgeDone:
+		case <-time.After(5 * time.Second):
+		}
+		stopBack()
+		return nil
+	})
+	// abort ends a start that did not get as far as running the edge.
+	abort := func(err error) error {
+		close(edgeDone)
+		stopBack()
+		if werr := g.Wait(); err == nil {
+			err = werr
+		}
+		return err
+	}
+	g.Go(func() error { return plant.Run(backCtx) })
 	select {
 	case <-plant.Ready():
 	case <-gctx.Done():
-		return g.Wait()
+		return abort(nil)
 	}
 
 	brokerURL := make(chan string, 1)
 	platformURL := make(chan string, 1)
 	g.Go(func() error {
-		return serve(gctx, platCfg, serveOptions{
+		return serve(backCtx, platCfg, serveOptions{
 			Logger: o.Logger.With("component", "platform"),
 			Now:    plant.Now,
 			Extra:  map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
@@ -150,7 +177,7 @@ func demo(ctx context.Context, o demoOptions) error {
 	select {
 	case burl = <-brokerURL:
 	case <-gctx.Done():
-		return g.Wait()
+		return abort(nil)
 	}
 	edgeCfg.MQTT.Servers = []string{burl}
 	edgeCfg.HTTP.Listen = ""
@@ -163,9 +190,12 @@ func demo(ctx context.Context, o demoOptions) error {
 	}
 	e, err := edge.New(*edgeCfg, edge.Options{Logger: o.Logger.With("component", "edge"), Now: plant.Now})
 	if err != nil {
-		return err
+		return abort(err)
 	}
-	g.Go(func() error { return e.Run(gctx) })
+	g.Go(func() error {
+		defer close(edgeDone)
+		return e.Run(edgeCtx)
+	})
 	select {
 	case url := <-platformURL:
 		if o.Ready != nil {

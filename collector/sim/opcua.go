@@ -244,7 +244,7 @@ func (p *Plant) serverCertificate(host string) ([]byte, *rsa.PrivateKey, error) 
 
 // uaLogger adapts slog to gopcua's printf-style server logger. gopcua warns about its own
 // built-in node set at every start and logs ordinary client disconnects and shutdown as errors,
-// so its warnings become debug and its errors info here.
+// so everything it says is debug here: nothing in it is for the person watching the demo.
 type uaLogger struct{ l *slog.Logger }
 
 func (u uaLogger) Debug(msg string, args ...any) {
@@ -257,7 +257,7 @@ func (u uaLogger) Warn(msg string, args ...any) {
 	u.l.Debug("opcua server", "detail", fmt.Sprintf(msg, args...))
 }
 func (u uaLogger) Error(msg string, args ...any) {
-	u.l.Info("opcua server", "detail", fmt.Sprintf(msg, args...))
+	u.l.Debug("opcua server", "detail", fmt.Sprintf(msg, args...))
 }
 
 var _ server.Logger = uaLogger{}
