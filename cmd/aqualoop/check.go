@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aqualoop/aqualoop/analytics"
+	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/collector/config"
 	"github.com/aqualoop/aqualoop/collector/edge"
 	"github.com/aqualoop/aqualoop/collector/sim"
@@ -74,7 +75,16 @@ func checkFile(path, kind string) (string, error) {
 		if err != nil {
 			return kind, err
 		}
-		_, err = cfg.loadSites()
+		sites, err := cfg.loadSites()
+		if err != nil || cfg.InputsFile == "" {
+			return kind, err
+		}
+		f, err := os.Open(cfg.path(cfg.InputsFile))
+		if err != nil {
+			return kind, fmt.Errorf("%s: inputs_file: %w", path, err)
+		}
+		defer f.Close()
+		_, err = engine.ReadInputsCSV(f, cfg.path(cfg.InputsFile), sites)
 		return kind, err
 	}
 	return "", fmt.Errorf("%s: kind %q is not one of site, edge, plant, platform", path, kind)
