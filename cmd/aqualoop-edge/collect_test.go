@@ -52,7 +52,7 @@ func TestRunUsage(t *testing.T) {
 // is down. Afterwards every sequence number the edge stamped has arrived at least once and none is
 // missing.
 func TestOutage(t *testing.T) {
-	plant := startPlant(t)
+	plant := testenv.Plant(t, nil)
 	broker := testenv.Mosquitto(t)
 	// The platform's side: a persistent session, QoS 1, a fixed client id, subscribed before the
 	// edge starts, so what the broker accepted while the recorder reconnects waits for it.
@@ -138,7 +138,7 @@ func TestOutage(t *testing.T) {
 // TestStatus checks the edge's retained status: "online" when it starts, "offline" from the
 // broker's last will when the edge is killed with SIGKILL, and from the edge itself when it stops.
 func TestStatus(t *testing.T) {
-	plant := startPlant(t)
+	plant := testenv.Plant(t, nil)
 	broker := testenv.Mosquitto(t)
 	topic := wire.StatusTopic("plant-a", "edge-1")
 	var mu sync.Mutex
@@ -227,7 +227,7 @@ func TestStatus(t *testing.T) {
 // password_file it reports the refusal in its log and /healthz. No password appears in its log.
 func TestSecuredBroker(t *testing.T) {
 	const edgePW, platformPW, wrongPW = "Edge-Pw-31337", "Platform-Pw-4242", "Wrong-Pw-0000"
-	plant := startPlant(t)
+	plant := testenv.Plant(t, nil)
 	broker := testenv.Mosquitto(t, testenv.WithTLS(), testenv.WithUser("edge", edgePW), testenv.WithUser("platform", platformPW))
 	files := broker.TLS()
 	t.Setenv("AQUALOOP_TEST_MQTT_PASSWORD", edgePW) // inherited by the edge process

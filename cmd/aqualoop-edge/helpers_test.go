@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,36 +47,6 @@ func TestMain(m *testing.M) {
 		}
 		return m.Run()
 	}())
-}
-
-// startPlant serves the demo plant on free local ports until the test ends.
-func startPlant(t *testing.T) *sim.Plant {
-	t.Helper()
-	c := sim.DefaultConfig()
-	c.Modbus.Listen = "127.0.0.1:0"
-	c.OPCUA.Listen = "127.0.0.1:0"
-	c.UpdateInterval = 100 * time.Millisecond
-	p, err := sim.New(c, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("new plant: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("plant: %v", err)
-		}
-	})
-	select {
-	case <-p.Ready():
-	case err := <-errc:
-		t.Fatalf("plant ended before ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("plant not ready after 20s")
-	}
-	return p
 }
 
 // writeConfig writes an edge file that reads every meter of the plant (Modbus meters on bus

@@ -47,20 +47,7 @@ func startChain(t *testing.T, ctx context.Context, timeScale float64, brokerURL 
 		t.Fatal(err)
 	}
 	plantCfg.TimeScale = timeScale
-	plantCfg.Modbus.Listen = "127.0.0.1:0"
-	plantCfg.OPCUA.Listen = "127.0.0.1:0"
-	plant, err := sim.New(plantCfg, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); plant.Run(ctx) }()
-	t.Cleanup(func() { <-done })
-	select {
-	case <-plant.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("simulator not ready")
-	}
+	plant := testenv.Plant(t, plantCfg)
 
 	platCfg, err := loadPlatform("../../configs/demo/aqualoop.yaml")
 	if err != nil {

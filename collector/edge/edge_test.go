@@ -33,7 +33,7 @@ func TestDemoConfigLoads(t *testing.T) {
 // TestHealthAndMetrics runs an edge against the simulated plant and a real Mosquitto, with one
 // Modbus meter that is not there, and reads /healthz and /metrics with the broker up and down.
 func TestHealthAndMetrics(t *testing.T) {
-	plant := startPlant(t)
+	plant := testenv.Plant(t, nil)
 	broker := testenv.Mosquitto(t)
 	cfg := plantConfig(plant, broker.URL(), filepath.Join(t.TempDir(), "spool"), 200*time.Millisecond)
 	cfg.HTTP.Listen = "127.0.0.1:0"
@@ -137,7 +137,7 @@ func TestHealthAndMetrics(t *testing.T) {
 // and logged at error level, the disk use stays bounded, and the newest readings are delivered
 // once the broker is back.
 func TestSpoolBound(t *testing.T) {
-	plant := startPlant(t)
+	plant := testenv.Plant(t, nil)
 	broker := testenv.Mosquitto(t)
 	rec := newRecorder(t, broker.URL(), "plant-a")
 	broker.Stop()

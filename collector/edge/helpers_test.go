@@ -26,37 +26,6 @@ import (
 	"github.com/aqualoop/aqualoop/collector/wire"
 )
 
-// startPlant serves the demo plant's Modbus gateway and OPC UA server on free local ports until
-// the test ends.
-func startPlant(t *testing.T) *sim.Plant {
-	t.Helper()
-	c := sim.DefaultConfig()
-	c.Modbus.Listen = "127.0.0.1:0"
-	c.OPCUA.Listen = "127.0.0.1:0"
-	c.UpdateInterval = 100 * time.Millisecond
-	p, err := sim.New(c, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("new plant: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("plant: %v", err)
-		}
-	})
-	select {
-	case <-p.Ready():
-	case err := <-errc:
-		t.Fatalf("plant ended before ready: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("plant not ready after 20s")
-	}
-	return p
-}
-
 // plantConfig reads every meter of the plant: the Modbus ones on bus "gateway-1", the OPC UA
 // ones from server "scada" (subscribed), all every interval.
 func plantConfig(p *sim.Plant, broker, spoolDir string, interval time.Duration) Config {
