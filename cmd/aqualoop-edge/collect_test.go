@@ -94,7 +94,7 @@ func TestOutage(t *testing.T) {
 	})
 	second.stop(t)
 
-	last, pending := lastSeqs(t, cfg.Spool, cfg.Site, meters)
+	last, pending := lastSeqs(t, cfg.Spool, meters)
 	if pending > 0 {
 		t.Logf("%d readings were left in the spool after the graceful stop", pending)
 	}

@@ -181,6 +181,14 @@ func (q *Queue) createSegment(first uint64) (*os.File, *segment, error) {
 	return f, &segment{first: first, path: path}, nil
 }
 
+// LastSeq returns the last sequence number stamped for meter (0 if none): what a delivery check
+// compares the received numbers with.
+func (q *Queue) LastSeq(meter string) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seqs[meter]
+}
+
 // Append stamps r.Seq with the meter's next sequence number and stores r. It returns once the
 // reading is in the kernel (with fsync always: on disk), never waiting for the consumer. When the
 // spool is full the oldest segment is dropped to make room. On an error the reading is not stored

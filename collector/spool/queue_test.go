@@ -654,3 +654,31 @@ func TestDropWhileDelivering(t *testing.T) {
 	}
 	t.Logf("delivered %d, dropped %d of %d", delivered, dropped, pollers*each)
 }
+
+func TestLastSeqSurvivesReopen(t *testing.T) {
+	dir := t.TempDir()
+	q, err := Open(Config{Dir: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := q.Append(collector.Reading{
+			Site: "demo", Meter: "M07", Time: time.Date(2026, 11, 28, 0, i, 0, 0, time.UTC), TimeSource: collector.TimeSourceCollector,
+			Points: []collector.Point{{Name: collector.PointTotal, Value: float64(i), Unit: "m3"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := q.LastSeq("M07"); got != 3 {
+		t.Errorf("LastSeq = %d, want 3", got)
+	}
+	q.Close()
+	q, err = Open(Config{Dir: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if got, none := q.LastSeq("M07"), q.LastSeq("M99"); got != 3 || none != 0 {
+		t.Errorf("after reopen LastSeq = %d and %d for an unknown meter, want 3 and 0", got, none)
+	}
+}
