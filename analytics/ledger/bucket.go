@@ -10,7 +10,9 @@ import (
 // BucketWidth is the ledger's resolution. Every bucket starts on a whole UTC minute.
 const BucketWidth = time.Minute
 
-// Flag records how a bucket's volume came about. Flags are never cleared by later data.
+// Flag records how a bucket's volume came about. A bucket's flags are those of its current
+// value: a late reading that fills a gap clears Gap and Estimated from the minutes it fills, so
+// the ledger is the same whatever order the readings arrived in.
 type Flag uint16
 
 const (
