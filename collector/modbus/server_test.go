@@ -199,16 +199,6 @@ func (s *testServer) connections() int {
 	return len(s.clients)
 }
 
-// setHolding changes one holding register while the server runs.
-func (s *testServer) setHolding(unit byte, addr, v uint16) {
-	s.mu.Lock()
-	if s.holding[unit] == nil {
-		s.holding[unit] = map[uint16]uint16{}
-	}
-	s.holding[unit][addr] = v
-	s.mu.Unlock()
-}
-
 var exceptionErrors = map[byte]error{
 	1: mbserver.ErrIllegalFunction, 2: mbserver.ErrIllegalDataAddress, 3: mbserver.ErrIllegalDataValue,
 	4: mbserver.ErrServerDeviceFailure, 5: mbserver.ErrAcknowledge, 6: mbserver.ErrServerDeviceBusy,
