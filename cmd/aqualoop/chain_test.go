@@ -256,7 +256,7 @@ func TestDemo(t *testing.T) {
 
 	var sites []siteSummaryJSON
 	getJSON(t, base+"/api/v1/sites", &sites)
-	if len(sites) != 1 || sites[0].ID != "demo" || sites[0].Meters != 15 {
+	if len(sites) != 1 || sites[0].ID != "demo" || sites[0].Meters != 16 {
 		t.Errorf("/api/v1/sites = %+v", sites)
 	}
 

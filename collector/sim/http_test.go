@@ -49,7 +49,7 @@ func TestTruthHandler(t *testing.T) {
 	f, _ := time.Parse(time.RFC3339, from)
 	tt, _ := time.Parse(time.RFC3339, to)
 	want := p.Truth(f, tt)
-	if !got.From.Equal(f) || !got.To.Equal(tt) || len(got.Flows) != len(want.Flows) || len(got.Meters) != 15 {
+	if !got.From.Equal(f) || !got.To.Equal(tt) || len(got.Flows) != len(want.Flows) || len(got.Meters) != 16 {
 		t.Errorf("got from %s to %s with %d flows and %d meters", got.From, got.To, len(got.Flows), len(got.Meters))
 	}
 	if got.VR != want.VR || got.VI != want.VI || got.Meters["M12"] != want.Meters["M12"] || got.Flows["distribution_leak"] != want.Flows["distribution_leak"] {
