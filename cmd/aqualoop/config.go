@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
@@ -23,12 +25,16 @@ type platformConfig struct {
 	// InputsFile is a CSV of production inputs (product, output value, steam per site and
 	// period) stored at start; relative to this file. Columns: engine.InputColumns.
 	InputsFile string `yaml:"inputs_file"`
+	// DataDir holds what the platform writes: the SQLite store and the platform state. Default:
+	// $STATE_DIRECTORY (set by systemd's StateDirectory=), else $XDG_STATE_HOME/aqualoop, else
+	// ~/.local/state/aqualoop; never the config folder, which may be read-only or shared.
+	DataDir string `yaml:"data_dir"`
 
 	dir string
 }
 
 type sqliteConfig struct {
-	Path string `yaml:"path"` // relative to the config file
+	Path string `yaml:"path"` // relative to data_dir
 }
 
 type httpConfig struct {
@@ -62,6 +68,46 @@ func (c *platformConfig) Validate(p *config.Problems) {
 
 // usesInflux reports whether readings go to InfluxDB rather than SQLite.
 func (c *platformConfig) usesInflux() bool { return len(c.InfluxDB.URLs) > 0 }
+
+// dataPath resolves a file the platform writes against the data folder.
+func (c *platformConfig) dataPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
+// defaultDataDir is where a platform keeps its data when neither the flag nor the file says.
+func defaultDataDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		// systemd may list several folders separated by colons; the first is ours.
+		return strings.Split(d, ":")[0]
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "aqualoop")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "aqualoop")
+	}
+	return filepath.Join(os.TempDir(), "aqualoop")
+}
+
+// prepareDataDir applies the data folder given on the command line, resolves the folder the
+// file gives against the file's own folder, and creates it.
+func (c *platformConfig) prepareDataDir(flagDir string) error {
+	switch {
+	case flagDir != "":
+		c.DataDir = flagDir
+	case c.DataDir == "":
+		c.DataDir = defaultDataDir()
+	default:
+		c.DataDir = c.path(c.DataDir)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	return nil
+}
 
 func (c *platformConfig) path(p string) string {
 	if p == "" || filepath.IsAbs(p) {

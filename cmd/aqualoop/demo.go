@@ -17,10 +17,12 @@ import (
 
 	"github.com/aqualoop/aqualoop/collector/edge"
 	"github.com/aqualoop/aqualoop/collector/sim"
+	"github.com/aqualoop/aqualoop/configs"
 )
 
 func cmdSimulate(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	path := fs.String("config", "configs/demo/plant.yaml", "plant config file")
 	listen := fs.String("listen", "127.0.0.1:8081", "address of the ground-truth API")
 	if err := fs.Parse(args); err != nil {
@@ -74,18 +76,21 @@ type demoOptions struct {
 
 func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	o := demoOptions{Logger: logger}
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address of the dashboard and API")
-	fs.StringVar(&o.ConfigDir, "configs", "configs/demo", "folder with plant.yaml, edge.yaml, aqualoop.yaml and site.yaml")
-	fs.StringVar(&o.DataDir, "data", "", "folder for the SQLite store (default: a new temporary folder)")
+	fs.StringVar(&o.ConfigDir, "config-dir", "", "folder with plant.yaml, edge.yaml, aqualoop.yaml, site.yaml and inputs.csv (default: the built-in demo files, written to the data folder)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "folder for the demo's configs, SQLite store and edge spool (default: a new temporary folder, removed at exit)")
 	fs.Float64Var(&o.TimeScale, "time-scale", 60, "simulated seconds per wall-clock second")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o.Ready = func(url string, plant *sim.Plant) {
 		fmt.Fprintf(stdout, "aqualoop demo running: open %s\n", url)
-		fmt.Fprintf(stdout, "  simulated plant time %s, %g× real time\n", plant.Now().Format(time.RFC3339), o.TimeScale)
-		fmt.Fprintf(stdout, "  API: %sapi/v1/sites/demo/indicators   ground truth: %sapi/v1/sim/truth?from=...&to=...\n", url, url)
+		fmt.Fprintf(stdout, "  simulated plant: %d meters, time %s, %g× real time\n", len(plant.Meters()), plant.Now().Format(time.RFC3339), o.TimeScale)
+		fmt.Fprintf(stdout, "  Modbus TCP gateway tcp://%s, OPC UA server %s\n", plant.ModbusAddr(), plant.OPCUAEndpoint())
+		fmt.Fprintf(stdout, "  configs %s, data (SQLite store, edge spool) %s\n", o.ConfigDir, o.DataDir)
+		fmt.Fprintf(stdout, "  API: %sapi/v1/sites/demo/indicators?period=hour   ground truth: %sapi/v1/sim/truth?period=hour\n", url, url)
 	}
 	return demo(ctx, o)
 }
@@ -102,6 +107,12 @@ func demo(ctx context.Context, o demoOptions) error {
 		}
 		defer os.RemoveAll(dir)
 		o.DataDir = dir
+	}
+	if o.ConfigDir == "" {
+		o.ConfigDir = filepath.Join(o.DataDir, "configs")
+		if _, err := configs.WriteDemo(o.ConfigDir); err != nil {
+			return err
+		}
 	}
 	plantCfg, err := sim.LoadConfig(filepath.Join(o.ConfigDir, "plant.yaml"))
 	if err != nil {
@@ -123,7 +134,8 @@ func demo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	platCfg.InfluxDB.URLs = nil
-	platCfg.SQLite.Path = filepath.Join(o.DataDir, "aqualoop.db")
+	platCfg.DataDir = o.DataDir
+	platCfg.SQLite.Path = "aqualoop.db"
 	platCfg.HTTP.Listen = o.Listen
 	platCfg.Broker.Listen = "127.0.0.1:0"
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,9 +23,11 @@ import (
 	"github.com/aqualoop/aqualoop/analytics/store"
 )
 
-func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
+func cmdServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	path := fs.String("config", "configs/demo/aqualoop.yaml", "platform config file")
+	dataDir := fs.String("data-dir", "", "folder for the SQLite store and platform state (default: data_dir of the config, else $STATE_DIRECTORY, $XDG_STATE_HOME/aqualoop or ~/.local/state/aqualoop)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,6 +35,10 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.prepareDataDir(*dataDir); err != nil {
+		return err
+	}
+	logger.Info("platform data folder", "dir", cfg.DataDir, "store", storeKind(cfg))
 	return serve(ctx, cfg, serveOptions{Logger: logger, Ready: func(addr string) {
 		logger.Info("platform listening", "url", "http://"+addr+"/")
 	}})
@@ -62,7 +69,7 @@ func openStore(ctx context.Context, cfg *platformConfig, logger *slog.Logger) (p
 	if cfg.usesInflux() {
 		return store.OpenInflux(ctx, cfg.InfluxDB, logger.With("component", "influxdb"))
 	}
-	return store.OpenSQLite(cfg.path(cfg.SQLite.Path))
+	return store.OpenSQLite(cfg.dataPath(cfg.SQLite.Path))
 }
 
 // serve runs the platform until ctx ends.
@@ -72,6 +79,11 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if cfg.DataDir == "" {
+		if err := cfg.prepareDataDir(""); err != nil {
+			return err
+		}
 	}
 	sites, err := cfg.loadSites()
 	if err != nil {
