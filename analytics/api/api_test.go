@@ -175,9 +175,11 @@ func TestErrors(t *testing.T) {
 		if code != tt.want {
 			t.Errorf("%s %s %s: %d %s, want %d", tt.method, tt.path, tt.body, code, b, tt.want)
 		}
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			t.Errorf("%s %s: body %s has no error message", tt.method, tt.path, b)
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" || e.Error.Code == "" {
+			t.Errorf("%s %s: body %s has no error code and message", tt.method, tt.path, b)
 		}
 	}
 }
