@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/collector/edge"
 	"github.com/aqualoop/aqualoop/collector/sim"
 )
@@ -68,6 +70,8 @@ type demoOptions struct {
 	DataDir   string
 	TimeScale float64
 	Logger    *slog.Logger
+	// Token is the admin API token the demo stores and prints; empty makes a new one.
+	Token string
 	// Ready is called with the platform's base URL once everything runs.
 	Ready func(url string, plant *sim.Plant)
 }
@@ -82,10 +86,13 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Token = auth.TokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
 	o.Ready = func(url string, plant *sim.Plant) {
-		fmt.Fprintf(stdout, "aqualoop demo running: open %s\n", url)
+		fmt.Fprintf(stdout, "aqualoop demo running: log in at %slogin#token=%s\n", url, o.Token)
+		fmt.Fprintf(stdout, "  admin API token (this demo's, stored hashed in its data folder): %s\n", o.Token)
 		fmt.Fprintf(stdout, "  simulated plant time %s, %g× real time\n", plant.Now().Format(time.RFC3339), o.TimeScale)
-		fmt.Fprintf(stdout, "  API: %sapi/v1/sites/demo/indicators   ground truth: %sapi/v1/sim/truth?from=...&to=...\n", url, url)
+		fmt.Fprintf(stdout, "  API: curl -H 'Authorization: Bearer %s' %sapi/v1/sites/demo/indicators\n", o.Token, url)
+		fmt.Fprintf(stdout, "  ground truth: %sapi/v1/sim/truth?from=...&to=...\n", url)
 	}
 	return demo(ctx, o)
 }
@@ -126,6 +133,9 @@ func demo(ctx context.Context, o demoOptions) error {
 	platCfg.SQLite.Path = filepath.Join(o.DataDir, "aqualoop.db")
 	platCfg.HTTP.Listen = o.Listen
 	platCfg.Broker.Listen = "127.0.0.1:0"
+	if o.Token == "" {
+		o.Token = auth.TokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	}
 
 	// Shutdown runs in the order of a real plant: the edge stops first and closes its OPC UA
 	// session, then the simulator and the platform. Stopping the simulator's OPC UA server while
@@ -166,11 +176,12 @@ func demo(ctx context.Context, o demoOptions) error {
 	platformURL := make(chan string, 1)
 	g.Go(func() error {
 		return serve(backCtx, platCfg, serveOptions{
-			Logger: o.Logger.With("component", "platform"),
-			Now:    plant.Now,
-			Extra:  map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
-			Broker: func(addr string) { brokerURL <- "tcp://" + addr },
-			Ready:  func(addr string) { platformURL <- "http://" + addr + "/" },
+			Logger:     o.Logger.With("component", "platform"),
+			Now:        plant.Now,
+			Extra:      map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
+			Broker:     func(addr string) { brokerURL <- "tcp://" + addr },
+			Ready:      func(addr string) { platformURL <- "http://" + addr + "/" },
+			AdminToken: o.Token,
 		})
 	})
 	var burl string

@@ -1,5 +1,5 @@
 // Command aqualoop is the platform: it ingests readings, keeps the volume ledger, computes the
-// water indicators and serves them. Subcommands: serve, demo, simulate, check.
+// water indicators and serves them. Subcommands: serve, demo, simulate, check, token.
 package main
 
 import (
@@ -19,6 +19,7 @@ commands:
   demo      [--listen ADDR]    run simulator, edge, embedded broker and platform in one process
   simulate  --config FILE      run the plant simulator (Modbus TCP, OPC UA, ground truth API)
   check     --config FILE...   validate config files and print every problem with file and line
+  token     create|list|revoke API tokens (aqualoop token for details)
 `
 
 func main() {
@@ -47,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSimulate(ctx, args[1:], stdout, logger)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "token":
+		err = cmdToken(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
