@@ -11,7 +11,7 @@ import (
 // State is ingest's health as /readyz and the metrics report it.
 type State struct {
 	Connected bool      `json:"connected"`
-	Since     time.Time `json:"since,omitzero"`      // when the connection last came up or went down
+	Since     time.Time `json:"since,omitzero"`       // when the connection last came up or went down
 	LastError string    `json:"last_error,omitempty"` // why the broker was last unreachable or lost
 	// Pending counts messages received and not yet acknowledged (queued, or in a batch that is
 	// being stored); OldestPending is when the oldest of them arrived.
