@@ -32,6 +32,15 @@ func TestEmbeddedBrokerEnforcesSiteACL(t *testing.T) {
 			t.Fatalf("mosquitto_passwd %s: %v: %s", u, err, out)
 		}
 	}
+	// Mosquitto 1.6's salted SHA-512 ($6$) is still read, for old password files.
+	if out, err := exec.Command(passwdBin, "-H", "sha512", "-b", passwd, "legacy", "pw-legacy").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_passwd -H sha512: %v: %s", err, out)
+	}
+	if users, err := readPasswordFile(passwd); err != nil || !strings.HasPrefix(users["legacy"], "$6$") || !strings.HasPrefix(users["siteA"], "$7$") {
+		t.Fatalf("password file %v %v", users, err)
+	} else if !checkMosquittoHash(users["legacy"], []byte("pw-legacy")) || checkMosquittoHash(users["legacy"], []byte("pw-legacY")) {
+		t.Error("$6$ hash from mosquitto_passwd does not verify as expected")
+	}
 	b, err := startBroker(brokerConfig{Listen: "127.0.0.1:0", PasswordFile: passwd, PlatformUser: "aqualoop-platform"}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
