@@ -37,7 +37,10 @@ func startBroker(cfg brokerConfig, logger *slog.Logger) (*embeddedBroker, error)
 		b.user, b.password = cfg.PlatformUser, base64.RawURLEncoding.EncodeToString(randomBytes(24))
 		hook.inProcess = b.password
 	} else {
-		logger.Warn("embedded broker takes anonymous clients with no topic ACL; it listens on loopback only", "addr", cfg.Listen)
+		if !auth.Loopback(cfg.Listen) {
+			return nil, fmt.Errorf("embedded broker on %s would take anonymous clients from other hosts: set broker.password_file", cfg.Listen)
+		}
+		logger.Info("embedded broker takes anonymous clients with no topic ACL, on loopback only", "addr", cfg.Listen)
 	}
 	srv := mqtt.New(&mqtt.Options{Logger: logger, InlineClient: false})
 	if err := srv.AddHook(hook, nil); err != nil {
