@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/collector/wire"
 	"github.com/aqualoop/aqualoop/internal/testenv"
 )
@@ -189,5 +192,45 @@ func TestBrokerACLTable(t *testing.T) {
 	}
 	if _, err := parseMosquittoHash("plain-password"); err == nil || !strings.Contains(err.Error(), "mosquitto_passwd") {
 		t.Errorf("a plain password is accepted as a hash: %v", err)
+	}
+}
+
+// TestEmbeddedBrokerTLS: with broker.tls the listener speaks only TLS, with the configured
+// certificate, and still asks for the account.
+func TestEmbeddedBrokerTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	b, err := startBroker(brokerConfig{Listen: "127.0.0.1:0", PlatformUser: "aqualoop-platform",
+		Users: map[string]string{"demo": hashMosquittoPassword("pw")}, TLS: auth.TLSConfig{CertFile: cert, KeyFile: key}}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if !strings.HasPrefix(b.URL(), "ssl://") {
+		t.Fatalf("broker URL %s, want ssl://", b.URL())
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(mustReadFile(t, cert))
+	connect := func(url, pw string) error {
+		o := mqtt.NewClientOptions().AddBroker(url).SetClientID("tls-" + pw).SetUsername("demo").SetPassword(pw).
+			SetTLSConfig(&tls.Config{RootCAs: pool}).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second)
+		c := mqtt.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(10 * time.Second) {
+			return os.ErrDeadlineExceeded
+		}
+		if tok.Error() == nil {
+			c.Disconnect(0)
+		}
+		return tok.Error()
+	}
+	if err := connect(b.URL(), "pw"); err != nil {
+		t.Fatalf("TLS login: %v", err)
+	}
+	if err := connect(b.URL(), "nope"); err == nil {
+		t.Error("TLS login with a wrong password accepted")
+	}
+	if err := connect("tcp://"+b.Addr(), "pw"); err == nil {
+		t.Error("plain MQTT accepted on the TLS listener")
 	}
 }

@@ -137,7 +137,7 @@ func TestServeSecured(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir)
 	path := platformFile(t, dir, "http:\n  listen: 127.0.0.1:0\n  tls:\n    cert_file: "+cert+"\n    key_file: "+key+
-		"\nbroker:\n  listen: 127.0.0.1:0\n  users:\n    demo: \""+hashMosquittoPassword("edge-pw")+"\"\n")
+		"\nbroker:\n  listen: 127.0.0.1:0\n  tls:\n    cert_file: "+cert+"\n    key_file: "+key+"\n  users:\n    demo: \""+hashMosquittoPassword("edge-pw")+"\"\n")
 
 	var out, errb bytes.Buffer
 	if code := run([]string{"token", "create", "--config", path, "--name", "ops", "--role", "viewer", "--sites", "demo", "--expires", "30d"}, &out, &errb); code != 0 {
@@ -209,7 +209,8 @@ func TestServeSecured(t *testing.T) {
 		t.Errorf("revoked viewer: %d, want 401", code)
 	}
 
-	// Ready once ingest has its broker connection; the gauges say the same.
+	// Ready once ingest has its broker connection (to the embedded broker, over TLS, with the
+	// platform account); the gauges say the same.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		code, _, b := c.do("GET", "/readyz", "", "", "")
