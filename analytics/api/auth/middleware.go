@@ -130,6 +130,13 @@ func isWrite(method string) bool {
 
 func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.secureHeaders(w, r)
+	// The policy and the scope read the path as it will be routed: a path that routing would
+	// read differently (dot segments, doubled slashes, an encoded slash inside a segment) is
+	// refused rather than interpreted twice.
+	if !cleanPath(r) {
+		m.deny(w, http.StatusBadRequest, problem.InvalidParameter, "path", "the path has dot segments, empty segments or an encoded slash; send it in canonical form", "path")
+		return
+	}
 	if !isWrite(r.Method) {
 		m.serve(w, r, nil)
 		return
@@ -233,6 +240,19 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, seen func(Pri
 	default:
 		m.next.ServeHTTP(w, r)
 	}
+}
+
+func cleanPath(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.Contains(strings.ToLower(r.URL.EscapedPath()), "%2f") {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // jsonOnly refuses a write that is not Content-Type: application/json with 415. A DELETE
