@@ -186,7 +186,7 @@ func (h *handler) sites(w http.ResponseWriter, r *http.Request) {
 // Times the API accepts lie in [minTime, maxTime): wide enough for any evidence, narrow
 // enough that no store or calendar arithmetic overflows.
 var (
-	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	minTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
