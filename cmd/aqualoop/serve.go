@@ -196,7 +196,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		mux.Handle(pattern, h)
 	}
 	guard.next = mux
-	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {

@@ -420,3 +420,27 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestAnonymousWritesCannotFillTheAuditLog: refused writes without a credential are recorded up
+// to a rate, then only counted; writes by known callers are always recorded.
+func TestAnonymousWritesCannotFillTheAuditLog(t *testing.T) {
+	f := newFixture(t, auth.Config{})
+	editor := f.token(t, auth.NewToken{Name: "ed", Role: "editor"})
+	for range 150 {
+		call(t, nil, f.url, req{method: "POST", path: "/api/v1/sites/a/inputs", body: "{}"})
+	}
+	call(t, nil, f.url, req{method: "POST", path: "/api/v1/sites/a/inputs", body: "{}", token: editor})
+	es, err := f.store.Audit(context.Background(), 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 101 || es[0].Who != "ed" {
+		t.Errorf("%d entries (newest by %q), want the first 100 anonymous ones and the editor's", len(es), es[0].Who)
+	}
+	// The clock moves on: recording resumes.
+	f.now = f.now.Add(10 * time.Second)
+	call(t, nil, f.url, req{method: "POST", path: "/api/v1/sites/a/inputs", body: "{}"})
+	if es, _ := f.store.Audit(context.Background(), 1000, 0); len(es) != 102 {
+		t.Errorf("%d entries after 10 s, want 102", len(es))
+	}
+}

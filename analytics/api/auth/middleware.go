@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,35 @@ type Middleware struct {
 	o       Options
 	next    http.Handler
 	trusted []netip.Prefix
+
+	// Writes without a valid credential are recorded at most anonRate a second (bursts of
+	// anonBurst), so nobody can fill the disk through the audit log; the rest are counted.
+	anonMu     sync.Mutex
+	anonTokens float64
+	anonLast   time.Time
+}
+
+const (
+	anonRate  = 5
+	anonBurst = 100
+)
+
+// recordAnonymous reports whether an unauthenticated write may be recorded now.
+func (m *Middleware) recordAnonymous() bool {
+	m.anonMu.Lock()
+	defer m.anonMu.Unlock()
+	now := m.o.Now()
+	if m.anonLast.IsZero() {
+		m.anonTokens = anonBurst
+	} else if d := now.Sub(m.anonLast).Seconds(); d > 0 {
+		m.anonTokens = min(anonBurst, m.anonTokens+d*anonRate)
+	}
+	m.anonLast = now
+	if m.anonTokens < 1 {
+		return false
+	}
+	m.anonTokens--
+	return true
 }
 
 // New wraps next.
@@ -153,6 +183,10 @@ func (m *Middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Path: truncate(r.URL.RequestURI(), 2048), Status: sw.status, Remote: m.remote(r), BodySHA256: digest}
 		if who.Role == Public {
 			e.Role = ""
+		}
+		if who.Role == Public && !m.recordAnonymous() {
+			m.o.Metrics.denied.WithLabelValues("audit_skipped").Inc()
+			return
 		}
 		if m.o.Store == nil {
 			m.o.Logger.Info("write", "who", e.Who, "method", e.Method, "path", e.Path, "status", e.Status, "remote", e.Remote)
