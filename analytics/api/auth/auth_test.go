@@ -33,9 +33,10 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"ok": ok, "name": p.Name, "role": p.Role.String(), "a": auth.SiteAllowed(r.Context(), "a"), "b": auth.SiteAllowed(r.Context(), "b"), "body": string(body)})
 }
 
-func newFixture(t *testing.T, cfg auth.Config) *fixture {
+func newFixture(t testing.TB, cfg auth.Config) *fixture {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "state.db"))
+	// As cmd/aqualoop's openState opens the state database.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "state.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func newFixture(t *testing.T, cfg auth.Config) *fixture {
 	return f
 }
 
-func (f *fixture) token(t *testing.T, nt auth.NewToken) string {
+func (f *fixture) token(t testing.TB, nt auth.NewToken) string {
 	t.Helper()
 	_, secret, err := f.store.Create(context.Background(), nt)
 	if err != nil {
