@@ -46,6 +46,7 @@ plans:
 var now = time.Date(2026, 3, 2, 10, 30, 0, 0, time.FixedZone("CST", 8*3600))
 
 type fixture struct {
+	opts api.Options
 	url  string
 	st   *store.SQLite
 	eval *engine.Evaluator
@@ -84,7 +85,7 @@ func start(t *testing.T, withEvaluator bool) *fixture {
 	}
 	srv := httptest.NewServer(api.Handler(o))
 	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url, f.opts = srv.URL, o
 	return f
 }
 

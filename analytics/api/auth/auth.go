@@ -72,10 +72,19 @@ func (p Principal) public() Principal {
 }
 
 // Scoped reports whether the principal sees only some sites.
-func (p Principal) Scoped() bool { return p.Role < Admin && p.scope != nil }
+func (p Principal) Scoped() bool { return p.Role < Admin && (len(p.Sites) > 0 || p.Park != "") }
 
-// Allows reports whether site is in the principal's scope.
-func (p Principal) Allows(site string) bool { return !p.Scoped() || p.scope[site] }
+// Allows reports whether site is in the principal's scope. A principal made outside the
+// Middleware (WithPrincipal in a test) has its park unresolved and sees only its listed Sites.
+func (p Principal) Allows(site string) bool {
+	switch {
+	case !p.Scoped():
+		return true
+	case p.scope != nil:
+		return p.scope[site]
+	}
+	return slices.Contains(p.Sites, site)
+}
 
 // resolve fills the scope from Sites and Park, with parkSites mapping a park to its sites.
 func (p *Principal) resolve(parkSites func(string) []string) {
