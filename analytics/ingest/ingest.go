@@ -145,6 +145,8 @@ type Ingester struct {
 	mu     sync.Mutex
 	seen   map[string]*recent // meter key → recently stored sequence numbers
 	logged map[string]bool    // rejection kinds already logged
+
+	state connState // broker connection and unacknowledged messages (state.go)
 }
 
 // New prepares an ingester; Run connects it.
@@ -191,6 +193,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	queue := make(chan Message, 2*maxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
+		in.state.received(in.opts.Now())
 		select {
 		case queue <- Message{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}:
 		case <-ctx.Done():
@@ -204,6 +207,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			in.opts.Logger.Error("subscribe failed", "err", t.Error())
 		}
 	})
+	o.SetConnectionNotificationHandler(in.state.notify(in.opts.Logger, in.opts.Now))
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		in.opts.Logger.Warn("mqtt connection lost, reconnecting; the broker keeps the session", "err", err)
 	})
@@ -245,6 +249,7 @@ func (in *Ingester) consume(ctx context.Context, queue <-chan Message) {
 				m.Ack()
 			}
 		}
+		in.state.acked(len(batch))
 	}
 }
 

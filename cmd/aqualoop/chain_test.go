@@ -63,7 +63,7 @@ func startChain(t *testing.T, ctx context.Context, timeScale float64, brokerURL 
 	ready := make(chan string, 1)
 	servDone := make(chan error, 1)
 	go func() {
-		servDone <- serve(ctx, platCfg, serveOptions{Logger: logger, Now: plant.Now, Ready: func(a string) { ready <- a }})
+		servDone <- serve(ctx, platCfg, serveOptions{Logger: logger, Now: plant.Now, Ready: func(a string) { ready <- a }, AdminToken: chainToken})
 	}()
 	t.Cleanup(func() {
 		if err := <-servDone; err != nil {
@@ -106,9 +106,18 @@ func startChain(t *testing.T, ctx context.Context, timeScale float64, brokerURL 
 	return &chain{plant: plant, baseURL: "http://" + addr}
 }
 
+// chainToken is the admin API token the chain tests' platforms are started with.
+const chainToken = "aql_chain-test-admin-token-not-secret"
+
+// getJSON reads u with the chain's admin token.
 func getJSON(t *testing.T, u string, v any) {
 	t.Helper()
-	resp, err := http.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+chainToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +250,8 @@ func TestDemo(t *testing.T) {
 	go func() {
 		done <- demo(ctx, demoOptions{
 			Listen: "127.0.0.1:0", DataDir: t.TempDir(), TimeScale: 60,
-			Logger: testLogger(t),
-			Ready:  func(url string, p *sim.Plant) { ready <- up{url, p} },
+			Logger: testLogger(t), Token: chainToken,
+			Ready: func(url string, p *sim.Plant) { ready <- up{url, p} },
 		})
 	}()
 	var u up

@@ -48,6 +48,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok (%s)\n", f, k)
+		if k == "platform" {
+			if cfg, err := loadPlatform(f); err == nil {
+				for _, w := range cfg.warnings() {
+					fmt.Fprintf(stdout, "%s: warning: %s\n", f, w)
+				}
+			}
+		}
 	}
 	if bad > 0 {
 		return 1

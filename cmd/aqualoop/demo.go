@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/collector/edge"
 	"github.com/aqualoop/aqualoop/collector/sim"
 	"github.com/aqualoop/aqualoop/configs"
@@ -70,6 +72,8 @@ type demoOptions struct {
 	DataDir   string
 	TimeScale float64
 	Logger    *slog.Logger
+	// Token is the admin API token the demo stores and prints; empty makes a new one.
+	Token string
 	// Ready is called with the platform's base URL once everything runs.
 	Ready func(url string, plant *sim.Plant)
 }
@@ -85,14 +89,45 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Token = auth.TokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	// The folders are settled here so that the banner can name them.
+	cleanup, err := o.prepareDirs()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	o.Ready = func(url string, plant *sim.Plant) {
-		fmt.Fprintf(stdout, "aqualoop demo running: open %s\n", url)
+		fmt.Fprintf(stdout, "aqualoop demo running: log in at %slogin#token=%s\n", url, o.Token)
+		fmt.Fprintf(stdout, "  admin API token (this demo's, stored hashed in its data folder): %s\n", o.Token)
 		fmt.Fprintf(stdout, "  simulated plant: %d meters, time %s, %g× real time\n", len(plant.Meters()), plant.Now().Format(time.RFC3339), o.TimeScale)
 		fmt.Fprintf(stdout, "  Modbus TCP gateway tcp://%s, OPC UA server %s\n", plant.ModbusAddr(), plant.OPCUAEndpoint())
-		fmt.Fprintf(stdout, "  configs %s, data (SQLite store, edge spool) %s\n", o.ConfigDir, o.DataDir)
-		fmt.Fprintf(stdout, "  API: %sapi/v1/sites/demo/indicators?period=hour   ground truth: %sapi/v1/sim/truth?period=hour\n", url, url)
+		fmt.Fprintf(stdout, "  configs %s, data (SQLite store, platform state, edge spool) %s\n", o.ConfigDir, o.DataDir)
+		fmt.Fprintf(stdout, "  API: curl -H 'Authorization: Bearer %s' '%sapi/v1/sites/demo/indicators?period=hour'\n", o.Token, url)
+		fmt.Fprintf(stdout, "  ground truth: curl '%sapi/v1/sim/truth?period=hour'\n", url)
 	}
 	return demo(ctx, o)
+}
+
+// prepareDirs makes a temporary data folder when none is given (cleanup removes it) and writes
+// the built-in demo configs into it when no config folder is given.
+func (o *demoOptions) prepareDirs() (cleanup func(), err error) {
+	cleanup = func() {}
+	if o.DataDir == "" {
+		dir, err := os.MkdirTemp("", "aqualoop-demo-")
+		if err != nil {
+			return cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		o.DataDir = dir
+	}
+	if o.ConfigDir == "" {
+		o.ConfigDir = filepath.Join(o.DataDir, "configs")
+		if _, err := configs.WriteDemo(o.ConfigDir); err != nil {
+			cleanup()
+			return func() {}, err
+		}
+	}
+	return cleanup, nil
 }
 
 // demo runs the whole chain in one process: simulator → edge → embedded broker → platform.
@@ -100,20 +135,11 @@ func demo(ctx context.Context, o demoOptions) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.DataDir == "" {
-		dir, err := os.MkdirTemp("", "aqualoop-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		o.DataDir = dir
+	cleanup, err := o.prepareDirs()
+	if err != nil {
+		return err
 	}
-	if o.ConfigDir == "" {
-		o.ConfigDir = filepath.Join(o.DataDir, "configs")
-		if _, err := configs.WriteDemo(o.ConfigDir); err != nil {
-			return err
-		}
-	}
+	defer cleanup()
 	plantCfg, err := sim.LoadConfig(filepath.Join(o.ConfigDir, "plant.yaml"))
 	if err != nil {
 		return err
@@ -138,6 +164,9 @@ func demo(ctx context.Context, o demoOptions) error {
 	platCfg.SQLite.Path = "aqualoop.db"
 	platCfg.HTTP.Listen = o.Listen
 	platCfg.Broker.Listen = "127.0.0.1:0"
+	if o.Token == "" {
+		o.Token = auth.TokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	}
 
 	// Shutdown runs in the order of a real plant: the edge stops first and closes its OPC UA
 	// session, then the simulator and the platform. Stopping the simulator's OPC UA server while
@@ -178,11 +207,12 @@ func demo(ctx context.Context, o demoOptions) error {
 	platformURL := make(chan string, 1)
 	g.Go(func() error {
 		return serve(backCtx, platCfg, serveOptions{
-			Logger: o.Logger.With("component", "platform"),
-			Now:    plant.Now,
-			Extra:  map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
-			Broker: func(addr string) { brokerURL <- "tcp://" + addr },
-			Ready:  func(addr string) { platformURL <- "http://" + addr + "/" },
+			Logger:     o.Logger.With("component", "platform"),
+			Now:        plant.Now,
+			Extra:      map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
+			Broker:     func(addr string) { brokerURL <- "tcp://" + addr },
+			Ready:      func(addr string) { platformURL <- "http://" + addr + "/" },
+			AdminToken: o.Token,
 		})
 	})
 	var burl string

@@ -1,5 +1,5 @@
 // Command aqualoop is the platform: it ingests readings, keeps the volume ledger, computes the
-// water indicators and serves them. Subcommands: serve, demo, simulate, check, version.
+// water indicators and serves them. Subcommands: serve, demo, simulate, check, token, version.
 package main
 
 import (
@@ -21,6 +21,7 @@ commands:
   demo      [--listen ADDR]    run simulator, edge, embedded broker and platform in one process
   simulate  --config FILE      run the plant simulator (Modbus TCP, OPC UA, ground truth API)
   check     FILE...            validate config files and print every problem with file and line
+  token     create|list|revoke API tokens (aqualoop token for details)
   version                      print the version
 
 Run "aqualoop <command> -h" for a command's flags.
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version":
 		cmdVersion(stdout)
 		return 0
+	case "token":
+		err = cmdToken(ctx, args[1:], stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

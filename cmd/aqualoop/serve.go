@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aqualoop/aqualoop/analytics/api"
+	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
@@ -39,8 +41,12 @@ func cmdServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 		return err
 	}
 	logger.Info("platform data folder", "dir", cfg.DataDir, "store", storeKind(cfg))
+	scheme := "http"
+	if cfg.HTTP.TLS.Enabled() {
+		scheme = "https"
+	}
 	return serve(ctx, cfg, serveOptions{Logger: logger, Ready: func(addr string) {
-		logger.Info("platform listening", "url", "http://"+addr+"/")
+		logger.Info("platform listening", "url", scheme+"://"+addr+"/", "auth", cfg.HTTP.Auth)
 	}})
 }
 
@@ -55,6 +61,9 @@ type serveOptions struct {
 	Broker func(addr string)
 	// Extra routes mounted beside the API (the demo's ground truth).
 	Extra map[string]http.Handler
+	// AdminToken, if set, is stored as an admin token named "demo" unless it already works (the
+	// demo prints it in its login link; tests call the API with it).
+	AdminToken string
 }
 
 // platformStore is everything the platform needs of a store.
@@ -93,14 +102,25 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.HTTP.Auth == auth.ModeOpen && !auth.Loopback(cfg.HTTP.Listen) {
+		return fmt.Errorf("http.auth open serves every caller as admin; refusing to listen on %s, which is not loopback", cfg.HTTP.Listen)
+	}
 	if cfg.Broker.Listen != "" {
-		b, err := startBroker(cfg.Broker.Listen, o.Logger.With("component", "broker"))
+		b, err := startBroker(cfg.Broker, o.Logger.With("component", "broker"))
 		if err != nil {
 			return err
 		}
 		defer b.Close()
 		// With an embedded broker the platform ingests from it, whatever the file says.
 		cfg.Ingest.MQTT.Servers = []string{b.URL()}
+		if b.user != "" {
+			cfg.Ingest.MQTT.Username, cfg.Ingest.MQTT.Password = b.user, b.password
+			cfg.Ingest.MQTT.PasswordFile, cfg.Ingest.MQTT.PasswordEnv = "", ""
+		}
+		if b.tls {
+			// Our own listener, reached over loopback: its certificate names the public host.
+			cfg.Ingest.MQTT.TLS.InsecureSkipVerify = true
+		}
 		if o.Broker != nil {
 			o.Broker(b.Addr())
 		}
@@ -125,11 +145,12 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
+	hl := newHealth(time.Now)
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
 		// Alerting comes later; until then a reuse rate below the benchmark is logged.
-		Sink:    eng.LogSink(o.Logger.With("component", "benchmark")),
+		Sink:    hl.sink(eng.LogSink(o.Logger.With("component", "benchmark"))),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
 	})
@@ -140,16 +161,36 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 	}
 	im := ingest.NewMetrics(reg)
-	in := ingest.New(cfg.Ingest, st, led, ingest.Options{
+	in := ingest.New(cfg.Ingest, healthStore{st, hl}, led, ingest.Options{
 		Logger:    o.Logger.With("component", "ingest"),
 		Metrics:   im,
 		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
-		OnBuckets: eval.Notify,
+		OnBuckets: hl.onBuckets(eval.Notify),
 	})
+	hl.in = in
+	hl.register(reg)
+
+	state, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	guard, err := newGuard(ctx, cfg, state, sites, o, reg)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTP.Listen, err)
+	}
+	if cfg.HTTP.TLS.Enabled() {
+		cert, err := auth.LoadCertificate(cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile, o.Logger.With("component", "http"))
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, cert.ServerConfig())
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -161,11 +202,13 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 				"rejected": map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
 			}, true
 		},
+		Ready: hl.ready,
 	}))
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	guard.next = mux
+	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
@@ -183,6 +226,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
+
 	return g.Wait()
 }
 
