@@ -11,7 +11,7 @@ import (
 func TestHelpAndVersion(t *testing.T) {
 	for _, args := range [][]string{
 		{"-h"}, {"--help"}, {"help"},
-		{"serve", "-h"}, {"demo", "-h"}, {"simulate", "--help"}, {"check", "-h"},
+		{"serve", "-h"}, {"demo", "-h"}, {"simulate", "--help"}, {"check", "-h"}, {"token", "create", "-h"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != 0 {

@@ -52,7 +52,7 @@ func platformFile(t *testing.T, dir, extra string) string {
 	t.Helper()
 	site, _ := filepath.Abs("../../configs/demo/site.yaml")
 	body := "sites: [" + site + "]\ningest:\n  mqtt:\n    servers: [\"tcp://127.0.0.1:1\"]\n    client_id: test-" + strings.ReplaceAll(t.Name(), "/", "-") +
-		"\n    max_reconnect_interval: 1s\nsqlite:\n  path: " + filepath.Join(dir, "aqualoop.db") + "\n" + extra
+		"\n    max_reconnect_interval: 1s\ndata_dir: " + dir + "\nsqlite:\n  path: aqualoop.db\n" + extra
 	p := filepath.Join(dir, "aqualoop.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -292,7 +292,7 @@ func TestCheckSecurity(t *testing.T) {
 	if code := run([]string{"check", bad}, &out, &errb); code != 1 {
 		t.Fatalf("check of an open, anonymous platform: exit %d, want 1", code)
 	}
-	for _, want := range []string{"aqualoop.yaml:11: http.auth: open serves every caller as admin", "aqualoop.yaml:13: broker.listen: \"0.0.0.0:1883\" is not a loopback address"} {
+	for _, want := range []string{"aqualoop.yaml:12: http.auth: open serves every caller as admin", "aqualoop.yaml:14: broker.listen: \"0.0.0.0:1883\" is not a loopback address"} {
 		if !strings.Contains(errb.String(), want) {
 			t.Errorf("check output lacks %q:\n%s", want, errb.String())
 		}

@@ -10,10 +10,10 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// statePath is the platform's state database: state.db in the folder of the SQLite store
-// (sqlite.path), which is also where it lives when readings go to InfluxDB.
+// statePath is the platform's state database: state.db in the data folder, which is also where
+// it lives when readings go to InfluxDB.
 func statePath(cfg *platformConfig) string {
-	return filepath.Join(filepath.Dir(cfg.path(cfg.SQLite.Path)), "state.db")
+	return cfg.dataPath("state.db")
 }
 
 // openState opens (creating if needed) the state database that holds what is not a time series:

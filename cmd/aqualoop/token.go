@@ -16,10 +16,10 @@ import (
 )
 
 const tokenUsage = `usage:
-  aqualoop token create [--config FILE] --name NAME --role viewer|auditor|editor|admin [--sites a,b | --park P] [--expires 90d]
-  aqualoop token list   [--config FILE]
-  aqualoop token revoke [--config FILE] ID
-The token is printed once; only its SHA-256 is kept, in state.db beside the SQLite store.`
+  aqualoop token create [--config FILE] [--data-dir DIR] --name NAME --role viewer|auditor|editor|admin [--sites a,b | --park P] [--expires 90d]
+  aqualoop token list   [--config FILE] [--data-dir DIR]
+  aqualoop token revoke [--config FILE] [--data-dir DIR] ID
+The token is printed once; only its SHA-256 is kept, in state.db in the platform's data folder.`
 
 // cmdToken manages API tokens in the state database of the platform config.
 func cmdToken(ctx context.Context, args []string, stdout io.Writer) error {
@@ -28,16 +28,24 @@ func cmdToken(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs := flag.NewFlagSet("token "+args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	path := fs.String("config", "configs/demo/aqualoop.yaml", "platform config file (locates state.db)")
+	fs.Usage = func() { fmt.Fprintln(stdout, tokenUsage) }
+	path := fs.String("config", "configs/demo/aqualoop.yaml", "platform config file (its data_dir locates state.db)")
+	dataDir := fs.String("data-dir", "", "the platform's data folder, as given to serve --data-dir")
 	name := fs.String("name", "", "who or what the token is for")
 	role := fs.String("role", "", "viewer, auditor, editor or admin")
 	sitesFlag := fs.String("sites", "", "comma-separated sites the token is scoped to")
 	park := fs.String("park", "", "park the token is scoped to")
 	expires := fs.String("expires", "", "lifetime, e.g. 90d or 720h (default: never)")
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return fmt.Errorf("%v\n%s", err, tokenUsage)
 	}
 	cfg, err := loadPlatform(*path)
+	if err == nil {
+		err = cfg.prepareDataDir(*dataDir)
+	}
 	if err != nil {
 		return err
 	}
