@@ -240,7 +240,6 @@ func TestReceiverDownThenBack(t *testing.T) {
 		sleepTo(t0, 25*time.Minute)
 		stop()
 
-
 		all := rec.all()
 		ok := rec.delivered()
 		if len(ok) != 2 {

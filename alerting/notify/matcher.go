@@ -54,6 +54,9 @@ func ParseMatcher(s string) (Matcher, error) {
 		return Matcher{}, fmt.Errorf("%q: operator must be one of =, !=, =~, !~", s)
 	}
 	val := strings.TrimSpace(rest[len(t):])
+	if t == MatchEqual && strings.HasPrefix(val, "=") {
+		return Matcher{}, fmt.Errorf("%q: == is not an operator, use =", s)
+	}
 	if strings.HasPrefix(val, `"`) {
 		u, err := strconv.Unquote(val)
 		if err != nil {
