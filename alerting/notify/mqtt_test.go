@@ -55,7 +55,7 @@ func TestMQTTPerSite(t *testing.T) {
 	url := startMochi(t)
 	pub := connectPaho(t, url, "aqualoop-platform")
 	cfg := Config{
-		Route: Route{Receiver: "scada", GroupBy: []string{"alertname"}, GroupWait: dur(0)},
+		Route:     Route{Receiver: "scada", GroupBy: []string{"alertname"}, GroupWait: dur(0)},
 		Receivers: []Receiver{{Name: "scada", MQTTConfigs: []MQTTConfig{{Retain: true}}}},
 	}
 	db := openDB(t, tempDBPath(t))
