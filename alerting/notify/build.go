@@ -93,7 +93,8 @@ func buildIntegrations(rc *Receiver, g *Global, o Options, maxInterval time.Dura
 			return nil, fmt.Errorf("feishu_configs[%d].secret: %w", i, err)
 		}
 		add("feishu", i, &Feishu{url: trimSlash(c.URL) + "/" + tok, secret: sec, msgType: cmpOr(c.MsgType, "interactive"),
-			render: rend(c.Language), now: o.Now, post: httpPoster{client: client}}, resolvedOn(c.SendResolved))
+			render: rend(c.Language), now: o.Now, post: httpPoster{client: client, display: redactURL(trimSlash(c.URL)) + "/<token>"}},
+			resolvedOn(c.SendResolved))
 	}
 	for i := range rc.MQTTConfigs {
 		c := &rc.MQTTConfigs[i]

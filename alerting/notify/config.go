@@ -375,12 +375,8 @@ func suggest(name string, receivers map[string]int) string {
 }
 
 func (rc *Receiver) validate(p *config.Problems, path string) {
-	n := len(rc.WebhookConfigs) + len(rc.AlertmanagerConfigs) + len(rc.EmailConfigs) + len(rc.WeComConfigs) +
-		len(rc.DingTalkConfigs) + len(rc.FeishuConfigs) + len(rc.MQTTConfigs)
-	if n == 0 {
-		// Allowed, like Alertmanager's null receiver: alerts routed here are dropped on purpose.
-		_ = n
-	}
+	// A receiver without integrations is allowed, like Alertmanager's null receiver: alerts
+	// routed to it are dropped on purpose.
 	for i := range rc.WebhookConfigs {
 		w := &rc.WebhookConfigs[i]
 		wp := fmt.Sprintf("%s.webhook_configs[%d]", path, i)

@@ -297,4 +297,7 @@ func (d *Dispatcher) flush(ctx context.Context, g *aggrGroup) {
 			d.held--
 		}
 	}
+	if d.held < maxHeldAlerts {
+		d.droppedWarned = false
+	}
 }

@@ -76,15 +76,22 @@ func (i *integration) send(ctx context.Context, m *Message) (err error) {
 type httpPoster struct {
 	client *http.Client
 	auth   func(*http.Request)
+	// display names the endpoint in errors when its URL holds a secret in the path (Feishu's
+	// hook token); otherwise the URL is shown without credentials and query.
+	display string
 }
 
 const maxAnswer = 64 << 10
 
 // post sends body to url and returns the answer's body.
 func (p *httpPoster) post(ctx context.Context, url, contentType string, body []byte) ([]byte, error) {
+	shown := p.display
+	if shown == "" {
+		shown = redactURL(url)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("build request to %s: %w", redactURL(url), err))
+		return nil, Permanent(fmt.Errorf("build request to %s: %w", shown, err))
 	}
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", "aqualoop-notify")
@@ -98,7 +105,7 @@ func (p *httpPoster) post(ctx context.Context, url, contentType string, body []b
 		if errors.As(err, &ue) && ue.Unwrap() != nil {
 			err = ue.Unwrap()
 		}
-		return nil, fmt.Errorf("post to %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("post to %s: %w", shown, err)
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -106,7 +113,7 @@ func (p *httpPoster) post(ctx context.Context, url, contentType string, body []b
 	if resp.StatusCode/100 == 2 {
 		return answer, nil
 	}
-	err = fmt.Errorf("post to %s: %s: %s", redactURL(url), resp.Status, truncate(string(answer), 200))
+	err = fmt.Errorf("post to %s: %s: %s", shown, resp.Status, truncate(string(answer), 200))
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode >= 500:
 		return nil, err

@@ -329,3 +329,32 @@ func TestFeishu(t *testing.T) {
 		}
 	})
 }
+
+// TestSecretsNotInErrors: the robots' keys live in URLs (query or path); a failing robot's error,
+// which goes to the log and the notification log, must not show them.
+func TestSecretsNotInErrors(t *testing.T) {
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream down", http.StatusBadGateway)
+	}))
+	defer hs.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	secrets := []string{"wk-secret-1", "dt-secret-2", "SECsecret3", "fs-secret-4"}
+	for _, base := range []string{hs.URL, closed.URL} {
+		for _, rc := range []Receiver{
+			{Name: "w", WeComConfigs: []WeComConfig{{URL: base + "/cgi-bin/webhook/send", Key: "wk-secret-1"}}},
+			{Name: "d", DingTalkConfigs: []DingTalkConfig{{URL: base + "/robot/send", AccessToken: "dt-secret-2", Secret: "SECsecret3"}}},
+			{Name: "f", FeishuConfigs: []FeishuConfig{{URL: base + "/open-apis/bot/v2/hook", Token: "fs-secret-4"}}},
+		} {
+			err := buildOne(t, rc, time.Now).Notify(context.Background(), testMessage(time.Now()))
+			if err == nil {
+				t.Fatalf("%s: no error from a failing robot", rc.Name)
+			}
+			for _, s := range secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("%s: error shows a secret: %v", rc.Name, err)
+				}
+			}
+		}
+	}
+}

@@ -58,16 +58,16 @@ func (gr Grouper) Add(r *route, a Alert, now time.Time) {
 	labels := r.groupLabels(a.Labels)
 	key := r.key + ":" + labelString(labels)
 	g, ok := d.groups[key]
-	if !ok {
-		if d.held >= maxHeldAlerts {
-			d.metrics.dropped.Inc()
-			if !d.droppedWarned {
-				d.droppedWarned = true
-				d.logger.Warn("notification dispatcher full, new alert groups are dropped until groups drain",
-					"limit", maxHeldAlerts)
-			}
-			return
+	if (!ok || g.alerts[a.Fingerprint] == nil) && d.held >= maxHeldAlerts {
+		d.metrics.dropped.Inc()
+		if !d.droppedWarned {
+			d.droppedWarned = true
+			d.logger.Error("notification dispatcher full, new alerts are dropped until resolved ones drain",
+				"limit", maxHeldAlerts)
 		}
+		return
+	}
+	if !ok {
 		g = &aggrGroup{key: key, route: r, labels: labels, alerts: map[string]*heldAlert{}}
 		// An alert older than group_wait (a restart, late data) goes out at once, as in
 		// Alertmanager: the reader has waited long enough.
