@@ -104,3 +104,61 @@ func TestAlertmanagerPush(t *testing.T) {
 		t.Errorf("invalid label: %v (retryable %v), want a permanent error", err, Retryable(err))
 	}
 }
+
+// TestDispatcherToAlertmanager runs the whole pipeline against the real Alertmanager on the real
+// clock: the alert appears, stays while the core keeps sending it (re-pushed at each group tick),
+// and disappears after the core resolves it.
+func TestDispatcherToAlertmanager(t *testing.T) {
+	am := testenv.Alertmanager(t, "")
+	db := openDB(t, tempDBPath(t))
+	defer db.Close()
+	cfg := Config{
+		Route:     Route{Receiver: "am", GroupWait: dur(0), GroupInterval: dur(200 * time.Millisecond)},
+		Receivers: []Receiver{{Name: "am", AlertmanagerConfigs: []AlertmanagerConfig{{URL: am.URL()}}}},
+	}
+	d, err := New(cfg, db, Options{HTTPClient: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDispatcher(t, d)
+	defer stop()
+	a := alert("meter_stuck", "park-c", time.Now().Add(-time.Hour).UTC().Truncate(time.Second), "meter", "m7")
+	ctx := context.Background()
+	waitFor := func(what string, cond func([]amAlert) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			got := getAlerts(t, am.URL(), `alertname="meter_stuck"`)
+			if cond(got) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: Alertmanager lists %+v", what, got)
+			}
+			d.Notify(ctx, []Alert{a}) // the core re-sends firing alerts each cycle
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	d.Notify(ctx, []Alert{a})
+	waitFor("firing", func(got []amAlert) bool {
+		return len(got) == 1 && got[0].Labels["meter"] == "m7" && got[0].StartsAt.Equal(a.StartsAt)
+	})
+	// Several group ticks later it has been pushed again (the log shows each push).
+	time.Sleep(time.Second)
+	log, err := d.Log(ctx, LogFilter{Receiver: "am", Result: ResultSent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) < 2 {
+		t.Errorf("%d pushes logged after several group ticks, want Alertmanager re-pushed", len(log))
+	}
+	a = resolved(a, time.Now().UTC())
+	d.Notify(ctx, []Alert{a})
+	deadline := time.Now().Add(20 * time.Second)
+	for len(getAlerts(t, am.URL(), `alertname="meter_stuck"`)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the resolved alert is still active in Alertmanager")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

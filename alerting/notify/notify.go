@@ -73,9 +73,6 @@ type Message struct {
 	GroupLabels map[string]string
 	Alerts      []Alert // firing first, then resolved; each group sorted by start time
 	ExternalURL string
-	// Truncated counts alerts an integration left out to stay within its size limit; the
-	// integration sets it on its own copy.
-	Truncated int
 }
 
 // Status is "firing" when any alert fires, else "resolved".

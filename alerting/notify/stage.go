@@ -309,6 +309,10 @@ func (s Record) Exec(ctx context.Context, b *Batch) error {
 			"integration", e.Integration, "err", err)
 	}
 	if b.Err != nil {
+		if errors.Is(b.Err, context.Canceled) {
+			// Shutdown, not the receiver's fault; the next start sends it.
+			return b.Err
+		}
 		if !b.integ.failing.Swap(true) {
 			s.logger.Warn("receiver failing, retrying at every group interval until it answers",
 				"receiver", e.Receiver, "integration", e.Integration, "attempts", b.Attempts, "err", b.Err)
