@@ -11,12 +11,12 @@ import (
 
 func testMessage(t0 time.Time) *Message {
 	a := alert("leak_imbalance", "park-a", t0, "meter", "m1", "unit", "u1")
-	a.Severity("critical")
+	a.Labels["severity"] = "critical"
 	a.Fingerprint = LabelsFingerprint(a.Labels)
 	a.Annotations["runbook"] = "close valve V3"
 	a.GeneratorURL = "http://console.test/alerts/1"
 	b := alert("leak_imbalance", "park-a", t0.Add(-time.Hour), "meter", "m2", "unit", "u1")
-	b.Severity("critical")
+	b.Labels["severity"] = "critical"
 	b.Fingerprint = LabelsFingerprint(b.Labels)
 	b = resolved(b, t0.Add(-time.Minute))
 	return &Message{
@@ -25,9 +25,6 @@ func testMessage(t0 time.Time) *Message {
 		Alerts:      []Alert{a, b}, ExternalURL: "http://console.test",
 	}
 }
-
-// Severity sets the severity label (test helper).
-func (a *Alert) Severity(s string) { a.Labels["severity"] = s }
 
 // TestWebhookPayload posts to a real HTTP server and checks the Alertmanager webhook payload,
 // version 4, field by field, and the auth header.
