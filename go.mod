@@ -4,6 +4,8 @@ go 1.26
 
 require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/gopcua/opcua v0.9.0
 	github.com/grid-x/modbus v0.0.0-20250714081838-3e87651ee3b0
 	github.com/grid-x/serial v0.0.0-20211107191517-583c7356b3aa
