@@ -2,7 +2,8 @@
 // Analytics state is written by ingest and the engine, never through here; the one thing people
 // write is production inputs (product, output value, steam), which no meter measures.
 //
-// Routes (times are RFC 3339; every answer is JSON; errors are
+// Routes (docs/api.md describes each with its fields; times are RFC 3339, in UTC with the
+// same instants in the site's zone beside them; every answer is JSON; errors are
 // {"error": {"code": "...", "message": "...", "field": "..."}}, see package problem):
 //
 //	GET  /api/v1/sites                              the sites, with their park and the clock
@@ -169,6 +170,8 @@ type siteSummary struct {
 	Flows  int    `json:"flows"`
 	Plans  int    `json:"plans"`
 	Now    string `json:"now"`
+	// TimeZone is the zone of Now and of the site's days and months.
+	TimeZone string `json:"time_zone"`
 }
 
 func (h *handler) sites(w http.ResponseWriter, r *http.Request) {
@@ -178,7 +181,7 @@ func (h *handler) sites(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		out = append(out, siteSummary{ID: s.ID, Name: s.Name, Park: s.Park, Meters: len(s.Meters), Flows: len(s.Flows), Plans: len(s.Plans),
-			Now: h.o.Now().In(s.Location()).Format(time.RFC3339)})
+			Now: h.o.Now().In(s.Location()).Format(time.RFC3339), TimeZone: zoneName(s.Location())})
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -286,7 +289,7 @@ func (h *handler) indicators(w http.ResponseWriter, r *http.Request, s *analytic
 		return
 	}
 	ind, err := h.o.Engine.Indicators(r.Context(), s.ID, from, to)
-	h.answer(w, "indicators", ind, err)
+	h.answer(w, "indicators", indicatorsOf(ind, s.Location()), err)
 }
 
 func (h *handler) unitIndicators(w http.ResponseWriter, r *http.Request, s *analytics.Site) {
@@ -296,7 +299,7 @@ func (h *handler) unitIndicators(w http.ResponseWriter, r *http.Request, s *anal
 		return
 	}
 	ind, err := h.o.Engine.UnitIndicators(r.Context(), s.ID, r.PathValue("unit"), from, to)
-	h.answer(w, "unit indicators", ind, err)
+	h.answer(w, "unit indicators", indicatorsOf(ind, s.Location()), err)
 }
 
 func (h *handler) balance(w http.ResponseWriter, r *http.Request, s *analytics.Site) {
@@ -306,7 +309,7 @@ func (h *handler) balance(w http.ResponseWriter, r *http.Request, s *analytics.S
 		return
 	}
 	b, err := h.o.Engine.Balance(r.Context(), s.ID, from, to)
-	h.answer(w, "balance", b, err)
+	h.answer(w, "balance", balanceOf(b, s.Location()), err)
 }
 
 func (h *handler) plans(w http.ResponseWriter, r *http.Request, s *analytics.Site) {
@@ -319,14 +322,15 @@ func (h *handler) plans(w http.ResponseWriter, r *http.Request, s *analytics.Sit
 		}
 	}
 	ps, err := h.o.Engine.Plans(r.Context(), s.ID, at)
-	h.answer(w, "plans", ps, err)
+	h.answer(w, "plans", plansOf(ps, s.Location()), err)
 }
 
 func (h *handler) snapshot(w http.ResponseWriter, _ *http.Request, s *analytics.Site) {
-	h.writeSnapshot(w, s.ID)
+	h.writeSnapshot(w, s.ID, s.Location())
 }
 
-func (h *handler) writeSnapshot(w http.ResponseWriter, id string) {
+// writeSnapshot answers the snapshot of a site or park, its periods also given in loc.
+func (h *handler) writeSnapshot(w http.ResponseWriter, id string, loc *time.Location) {
 	if h.o.Snapshots == nil {
 		problem.Write(w, http.StatusNotFound, problem.NoSnapshot, "", "no evaluator runs in this process")
 		return
@@ -336,7 +340,7 @@ func (h *handler) writeSnapshot(w http.ResponseWriter, id string) {
 		problem.Write(w, http.StatusNotFound, problem.NoSnapshot, "", "no snapshot of "+id+" yet: the evaluator has not finished its first pass")
 		return
 	}
-	h.writeJSON(w, "snapshot", snap)
+	h.writeJSON(w, "snapshot", snapshotOf(snap, loc))
 }
 
 type parkSummary struct {
@@ -372,15 +376,16 @@ func (h *handler) parkIndicators(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ind, err := h.o.Engine.ParkIndicators(r.Context(), r.PathValue("park"), from, to)
-	h.answer(w, "park indicators", ind, err)
+	h.answer(w, "park indicators", indicatorsOf(ind, sites[0].Location()), err)
 }
 
 func (h *handler) parkSnapshot(w http.ResponseWriter, r *http.Request) {
-	if _, ok := h.parks[r.PathValue("park")]; !ok {
+	sites, ok := h.parks[r.PathValue("park")]
+	if !ok {
 		problem.Write(w, http.StatusNotFound, problem.UnknownPark, "park", "unknown park "+strconvQuote(r.PathValue("park")))
 		return
 	}
-	h.writeSnapshot(w, r.PathValue("park"))
+	h.writeSnapshot(w, r.PathValue("park"), sites[0].Location())
 }
 
 // inputJSON is a production input as the API takes it: times as ParseTime reads them, in the
@@ -431,7 +436,7 @@ func (h *handler) putInputs(w http.ResponseWriter, r *http.Request, s *analytics
 		return
 	}
 	h.o.Logger.Info("production inputs stored", "site", s.ID, "count", len(ins))
-	h.writeJSON(w, "inputs", ins)
+	h.writeJSON(w, "inputs", inputsOf(ins, s.Location()))
 }
 
 func (h *handler) listInputs(w http.ResponseWriter, r *http.Request, s *analytics.Site) {
@@ -448,7 +453,7 @@ func (h *handler) listInputs(w http.ResponseWriter, r *http.Request, s *analytic
 	if ins == nil {
 		ins = []engine.Input{}
 	}
-	h.answer(w, "inputs", ins, err)
+	h.answer(w, "inputs", inputsOf(ins, s.Location()), err)
 }
 
 type meterState struct {
