@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/api"
+	"github.com/aqualoop/aqualoop/collector"
 )
 
 // shanghai is +08:00 all year: China has no summer time.
@@ -108,6 +109,24 @@ func TestAnswersNameTheZone(t *testing.T) {
 		checkLocal(t, "to", p.To, p.ToLocal)
 		checkLocal(t, "at", p.At, p.AtLocal)
 		checkUnits(t, "plan", p.Units)
+	})
+
+	t.Run("meters", func(t *testing.T) {
+		at := time.Date(2026, 3, 2, 2, 15, 0, 0, time.UTC) // 10:15 in Shanghai
+		rd := collector.Reading{Site: "s1", Meter: "M1", Seq: 7, Time: at, TimeSource: collector.TimeSourceCollector,
+			Points: []collector.Point{{Name: collector.PointTotal, Value: 1234.5, Unit: "m3", Quality: collector.Good}}}
+		if err := f.st.WriteReadings(context.Background(), []collector.Reading{rd}); err != nil {
+			t.Fatal(err)
+		}
+		var ms []api.MeterState
+		getInto(t, f.url+"/api/v1/sites/s1/meters", &ms)
+		if len(ms) == 0 || ms[0].ID != "M1" || ms[0].Time == nil {
+			t.Fatalf("meters %+v", ms)
+		}
+		if ms[0].TimeLocal != "2026-03-02T10:15:00+08:00" {
+			t.Errorf("time_local %q, want 2026-03-02T10:15:00+08:00", ms[0].TimeLocal)
+		}
+		checkLocal(t, "reading time", *ms[0].Time, ms[0].TimeLocal)
 	})
 
 	t.Run("inputs", func(t *testing.T) {

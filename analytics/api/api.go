@@ -457,15 +457,17 @@ func (h *handler) listInputs(w http.ResponseWriter, r *http.Request, s *analytic
 }
 
 type meterState struct {
-	ID      string           `json:"id"`
-	Name    string           `json:"name,omitempty"`
-	Level   int              `json:"level"`
-	Flow    string           `json:"flow,omitempty"`
-	Kind    string           `json:"kind,omitempty"`
-	Time    *time.Time       `json:"time,omitempty"`
-	Seq     uint64           `json:"seq,omitempty"`
-	Points  map[string]point `json:"points,omitempty"`
-	Missing bool             `json:"missing,omitempty"`
+	ID    string     `json:"id"`
+	Name  string     `json:"name,omitempty"`
+	Level int        `json:"level"`
+	Flow  string     `json:"flow,omitempty"`
+	Kind  string     `json:"kind,omitempty"`
+	Time  *time.Time `json:"time,omitempty"`
+	// TimeLocal is Time in the site's zone.
+	TimeLocal string           `json:"time_local,omitempty"`
+	Seq       uint64           `json:"seq,omitempty"`
+	Points    map[string]point `json:"points,omitempty"`
+	Missing   bool             `json:"missing,omitempty"`
 }
 
 type point struct {
@@ -494,7 +496,7 @@ func (h *handler) meters(w http.ResponseWriter, r *http.Request, s *analytics.Si
 			continue
 		}
 		t := rd.Time
-		ms.Time, ms.Seq, ms.Points = &t, rd.Seq, map[string]point{}
+		ms.Time, ms.TimeLocal, ms.Seq, ms.Points = &t, local(t, s.Location()), rd.Seq, map[string]point{}
 		for _, p := range rd.Points {
 			pt := point{Unit: p.Unit, Quality: p.Quality.String(), Error: p.Error}
 			if p.Quality != collector.Bad {
