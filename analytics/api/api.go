@@ -457,17 +457,18 @@ func (h *handler) listInputs(w http.ResponseWriter, r *http.Request, s *analytic
 }
 
 type meterState struct {
-	ID    string     `json:"id"`
-	Name  string     `json:"name,omitempty"`
-	Level int        `json:"level"`
-	Flow  string     `json:"flow,omitempty"`
-	Kind  string     `json:"kind,omitempty"`
-	Time  *time.Time `json:"time,omitempty"`
+	ID      string           `json:"id"`
+	Name    string           `json:"name,omitempty"`
+	Level   int              `json:"level"`
+	Flow    string           `json:"flow,omitempty"`
+	Kind    string           `json:"kind,omitempty"`
+	Time    *time.Time       `json:"time,omitempty"`
+	Seq     uint64           `json:"seq,omitempty"`
+	Points  map[string]point `json:"points,omitempty"`
+	Missing bool             `json:"missing,omitempty"`
+
 	// TimeLocal is Time in the site's zone.
-	TimeLocal string           `json:"time_local,omitempty"`
-	Seq       uint64           `json:"seq,omitempty"`
-	Points    map[string]point `json:"points,omitempty"`
-	Missing   bool             `json:"missing,omitempty"`
+	TimeLocal string `json:"time_local,omitempty"`
 }
 
 type point struct {
