@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/aqualoop/aqualoop/alerting/notify"
 	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/collector/config"
@@ -80,6 +81,9 @@ func checkFile(path, kind string) (string, error) {
 	case "plant":
 		_, err := sim.LoadConfig(path)
 		return kind, err
+	case "notify":
+		_, err := notify.LoadFile(path)
+		return kind, err
 	case "platform":
 		cfg, err := loadPlatform(path)
 		if err != nil {
@@ -97,7 +101,7 @@ func checkFile(path, kind string) (string, error) {
 		_, err = engine.ReadInputsCSV(f, cfg.path(cfg.InputsFile), sites)
 		return kind, err
 	}
-	return "", fmt.Errorf("%s: kind %q is not one of site, edge, plant, platform", path, kind)
+	return "", fmt.Errorf("%s: kind %q is not one of site, edge, plant, platform, notify", path, kind)
 }
 
 // detectKind recognises a file by its top-level keys.
@@ -121,6 +125,8 @@ func detectKind(path string) (string, error) {
 		return "edge", nil
 	case has("time_scale") || has("leak") || has("noise"):
 		return "plant", nil
+	case has("route") || has("receivers"):
+		return "notify", nil
 	}
-	return "", errors.New(path + ": cannot tell which kind of config this is; pass --kind site|edge|plant|platform")
+	return "", errors.New(path + ": cannot tell which kind of config this is; pass --kind site|edge|plant|platform|notify")
 }
