@@ -159,8 +159,9 @@ type Rule struct {
 	// plan_projected fire (default 0.1); MinCoverage the least data coverage of a figure.
 	MinCovered  float64 `yaml:"min_covered"`
 	MinCoverage float64 `yaml:"min_coverage"`
-	// Series is what cusum and ewma watch: site_residual, node_residual (with node) or
-	// meter_flow (with one meter), as hourly m³/h.
+	// Series is what cusum and ewma watch, one value per closed hour: site_residual (Vl, m³/h),
+	// site_leakage_rate (Vl / Vi), node_residual (with node, m³/h) or meter_flow (with one
+	// meter, m³/h).
 	Series string `yaml:"series"`
 	// Detector parameters (DOMAIN.md): mu0 and sigma (learned from the first Baseline closed
 	// hours when not given), k and h for CUSUM, lambda and l for EWMA.
@@ -480,7 +481,7 @@ func (r *Rule) validate(p *config.Problems, path string, site *analytics.Site, s
 		}
 	case KindCUSUM, KindEWMA:
 		switch r.Series {
-		case "site_residual":
+		case "site_residual", "site_leakage_rate":
 		case "node_residual":
 			if r.Node == "" {
 				p.Addf(path+".node", "series node_residual needs node")
@@ -490,7 +491,7 @@ func (r *Rule) validate(p *config.Problems, path string, site *analytics.Site, s
 				p.Addf(path+".meters", "series meter_flow needs exactly one meter")
 			}
 		default:
-			p.Addf(path+".series", "%q is not one of site_residual, node_residual, meter_flow", r.Series)
+			p.Addf(path+".series", "%q is not one of site_residual, site_leakage_rate, node_residual, meter_flow", r.Series)
 		}
 		if r.Sigma != nil && !(*r.Sigma > 0) {
 			p.Addf(path+".sigma", "must be positive")

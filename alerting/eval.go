@@ -397,8 +397,14 @@ func (m *Manager) observeSeries(s *analytics.Site, r *Rule, now time.Time, snap 
 	l := map[string]string{"series": r.Series}
 	var uses []string
 	switch r.Series {
-	case "site_residual":
+	case "site_residual", "site_leakage_rate":
 		v = h.Balance.Whole.Vl / hours
+		if r.Series == "site_leakage_rate" {
+			if h.Balance.Whole.Vi <= 0 {
+				return nil, true
+			}
+			v = h.Balance.Whole.Vl / h.Balance.Whole.Vi
+		}
 		for _, f := range h.Balance.Flows {
 			if f.Meter != "" {
 				uses = append(uses, f.Meter)
