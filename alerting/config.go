@@ -205,7 +205,9 @@ func (r *Rule) Default() {
 			r.Count = 5
 		}
 		if r.MinFlow == 0 {
-			r.MinFlow = 0.1
+			// Five minutes at 1 m³/h move a 0.01 m³ register several counts; below that a
+			// healthy meter may show Δ = 0.
+			r.MinFlow = 1
 		}
 	case KindBadQuality:
 		if r.Count == 0 {

@@ -103,9 +103,9 @@ func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engin
 			if ml == nil || !meterSelected(r, mt.ID) {
 				continue
 			}
-			act := ml.still >= r.Count && ml.stillFlow >= r.MinFlow
-			obs = append(obs, observation{labels: map[string]string{"meter": mt.ID}, value: float64(ml.still), active: act,
-				description: fmt.Sprintf("%d readings of %s with the same totalizer while the flow was at least %s m³/h", ml.still, mt.ID, num(ml.stillFlow)),
+			n := ml.stillWhileFlowing(r.MinFlow)
+			obs = append(obs, observation{labels: map[string]string{"meter": mt.ID}, value: float64(n), active: n >= r.Count,
+				description: fmt.Sprintf("%d readings of %s with the same totalizer while the flow was at least %s m³/h", n, mt.ID, num(r.MinFlow)),
 				uses:        []string{mt.ID}})
 		}
 	case KindBadQuality, KindReverseSteps, KindSpikes, KindResetUnrecorded:

@@ -21,11 +21,10 @@ type meterLive struct {
 	edge  string
 	total float64
 	hasTT bool
-	// still counts consecutive readings with Δ = 0; stillFlow is the least flow (own or parent's)
-	// seen during them.
-	still     int
-	stillFlow float64
-	flow      float64
+	// stillFlows are the flows (own or parent's, the larger) of the consecutive readings with
+	// Δ = 0 up to now, newest last.
+	stillFlows []float64
+	flow       float64
 	bad       []time.Time // platform clock
 	reverse   []time.Time // event time: bucket starts
 	spikes    []time.Time
@@ -66,6 +65,16 @@ func push(ts []time.Time, t time.Time) []time.Time {
 		ts = slices.Delete(ts, 0, len(ts)-maxEvents)
 	}
 	return ts
+}
+
+// stillWhileFlowing counts the newest consecutive readings with Δ = 0 whose flow was at least
+// minFlow.
+func (ml *meterLive) stillWhileFlowing(minFlow float64) int {
+	n := 0
+	for i := len(ml.stillFlows) - 1; i >= 0 && ml.stillFlows[i] >= minFlow; i-- {
+		n++
+	}
+	return n
 }
 
 // countIn counts the instants in (to − w, to].
@@ -115,14 +124,12 @@ func (l *liveness) reading(s *analytics.Site, r collector.Reading, now time.Time
 				flowing = max(flowing, p.flow)
 			}
 		}
-		ml.still++
-		if ml.still == 1 {
-			ml.stillFlow = flowing
-		} else {
-			ml.stillFlow = min(ml.stillFlow, flowing)
+		ml.stillFlows = append(ml.stillFlows, flowing)
+		if len(ml.stillFlows) > 64 {
+			ml.stillFlows = slices.Delete(ml.stillFlows, 0, len(ml.stillFlows)-64)
 		}
 	} else {
-		ml.still = 0
+		ml.stillFlows = ml.stillFlows[:0]
 	}
 	ml.total, ml.hasTT = tp.Value, true
 }

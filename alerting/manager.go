@@ -249,6 +249,9 @@ func (m *Manager) apply(ctx context.Context, s *analytics.Site, r *Rule, now tim
 				Runbook: r.Runbook}
 			m.active[fp] = a
 		}
+		// The stored copy is rewritten on state changes and escalations only; the value and text
+		// of an ongoing alert live in memory between them.
+		dirty := a.ID == 0 || a.Severity != labels["severity"]
 		a.Labels, a.Value, a.Uses = labels, o.value, o.uses
 		a.Severity = labels["severity"]
 		a.Annotations = m.annotations(r, labels, o)
@@ -269,7 +272,9 @@ func (m *Manager) apply(ctx context.Context, s *analytics.Site, r *Rule, now tim
 				continue
 			}
 		}
-		m.persist(ctx, a, "", now)
+		if dirty {
+			m.persist(ctx, a, "", now)
+		}
 	}
 	for fp, a := range m.active {
 		if a.Rule == r.Name && a.Site == s.ID && !seen[fp] {

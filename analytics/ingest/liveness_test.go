@@ -44,8 +44,12 @@ func TestStatusAndReadingsCallbacks(t *testing.T) {
 	cfg := Config{MQTT: publish.Broker{Servers: []string{broker.URL()}, ClientID: "platform-status-test"}}
 	cfg.Default()
 	in := New(cfg, st, newLedger(st), Options{
-		Known:      known,
-		OnStatus:   func(site, edge string, online bool, _ time.Time) { mu.Lock(); got = append(got, status{site, edge, online}); mu.Unlock() },
+		Known: known,
+		OnStatus: func(site, edge string, online bool, _ time.Time) {
+			mu.Lock()
+			got = append(got, status{site, edge, online})
+			mu.Unlock()
+		},
 		OnReadings: func(rs []collector.Reading) { mu.Lock(); heard = append(heard, rs...); mu.Unlock() },
 	})
 	done := make(chan error, 1)

@@ -23,6 +23,8 @@ type platformConfig struct {
 	// InputsFile is a CSV of production inputs (product, output value, steam per site and
 	// period) stored at start; relative to this file. Columns: engine.InputColumns.
 	InputsFile string `yaml:"inputs_file"`
+	// Alerting is the rules files and resend interval (cmd/aqualoop/alerting.go).
+	Alerting alertingConfig `yaml:"alerting"`
 
 	dir string
 }

@@ -114,6 +114,11 @@ func demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
+	// A new user should see an alert fire and clear: a 15 m³/h leak on workshop 1's branch three
+	// simulated hours in, for one hour (leak_imbalance_hourly and leak_burst_municipal find it).
+	if _, err := plant.AddFault(sim.FaultConfig{Kind: sim.FaultLeak, Node: "ws1", Rate: 15}, plant.Start().Add(3*time.Hour), time.Hour); err != nil {
+		return err
+	}
 	edgeCfg, err := edge.LoadConfig(filepath.Join(o.ConfigDir, "edge.yaml"))
 	if err != nil {
 		return err
@@ -168,7 +173,8 @@ func demo(ctx context.Context, o demoOptions) error {
 		return serve(backCtx, platCfg, serveOptions{
 			Logger: o.Logger.With("component", "platform"),
 			Now:    plant.Now,
-			Extra:  map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
+			Extra: map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler(), "GET /api/v1/sim/faults": plant.Handler(),
+				"POST /api/v1/sim/faults": plant.Handler(), "DELETE /api/v1/sim/faults/{id}": plant.Handler()},
 			Broker: func(addr string) { brokerURL <- "tcp://" + addr },
 			Ready:  func(addr string) { platformURL <- "http://" + addr + "/" },
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/alerting"
 	"github.com/aqualoop/aqualoop/analytics/api"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
@@ -48,6 +49,8 @@ type serveOptions struct {
 	Broker func(addr string)
 	// Extra routes mounted beside the API (the demo's ground truth).
 	Extra map[string]http.Handler
+	// Notify receives alerts (default: logged); tests inject a recorder.
+	Notify func(context.Context, []alerting.Alert)
 }
 
 // platformStore is everything the platform needs of a store.
@@ -113,11 +116,23 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
+	stateDB, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer stateDB.Close()
+	alerts, err := newAlerting(ctx, cfg, sites, stateDB, reg, o.Logger.With("component", "alerting"), o.Notify)
+	if err != nil {
+		return err
+	}
+	logSink := eng.LogSink(o.Logger.With("component", "benchmark"))
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
-		// Alerting comes later; until then a reuse rate below the benchmark is logged.
-		Sink:    eng.LogSink(o.Logger.With("component", "benchmark")),
+		Sink: func(ctx context.Context, s engine.Snapshot) {
+			logSink(ctx, s)
+			alerts.Sink(ctx, s)
+		},
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
 	})
@@ -132,7 +147,12 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Logger:    o.Logger.With("component", "ingest"),
 		Metrics:   im,
 		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
-		OnBuckets: eval.Notify,
+		OnBuckets: func(bs []ledger.Bucket) {
+			eval.Notify(bs)
+			alerts.Buckets(bs)
+		},
+		OnReadings: alerts.Readings,
+		OnStatus:   alerts.Status,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -150,11 +170,15 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 			}, true
 		},
 	}))
+	for _, p := range []string{"/api/v1/alerts", "/api/v1/alerts/", "/api/v1/silences", "/api/v1/silences/", "/api/v1/rules"} {
+		mux.Handle(p, alerts.Handler())
+	}
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error { return eval.Run(gctx) })
+	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
