@@ -447,8 +447,8 @@ func (m *Manager) observeSeries(s *analytics.Site, r *Rule, now time.Time, snap 
 		description: fmt.Sprintf("%s on %s: last closed hour %s m³/h, %s = %s", r.Kind, r.Series, num(d.last), stat, num(d.stat))}}, false
 }
 
-// observeBurst compares the meter's mean flow over the last window with the window before; a
-// step up by threshold fires, and the alert holds until the flow is back within clear of the
+// observeBurst compares the meter's mean flow over the last window with the lowest window of the
+// hour before it; a step up by threshold fires, and the alert holds until the flow is back within clear of the
 // level it stepped from.
 func (m *Manager) observeBurst(s *analytics.Site, r *Rule, id string) []observation {
 	newest, ok := m.series.newest[s.ID+"/"+id]
@@ -457,7 +457,14 @@ func (m *Manager) observeBurst(s *analytics.Site, r *Rule, id string) []observat
 	}
 	end := time.Unix(newest, 0).UTC() // the newest minute may still grow: windows end before it
 	cur, ok1 := m.series.rate(s.ID, id, end.Add(-r.Window), r.Window)
-	prev, ok2 := m.series.rate(s.ID, id, end.Add(-2*r.Window), r.Window)
+	// The level before is the lowest window of the hour before the current one, so a step is
+	// seen whole however seldom the site is evaluated.
+	prev, ok2 := math.Inf(1), false
+	for back := 2 * r.Window; back <= r.Window+time.Hour; back += 5 * time.Minute {
+		if v, ok := m.series.rate(s.ID, id, end.Add(-back), r.Window); ok {
+			prev, ok2 = min(prev, v), true
+		}
+	}
 	k := s.ID + "/" + r.Name + "/" + id
 	b := m.series.bursts[k]
 	if b == nil {

@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -337,4 +338,8 @@ func mustID(t testing.TB, s string) int64 {
 		id = id*10 + int64(c-'0')
 	}
 	return id
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

@@ -114,9 +114,9 @@ func demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	// A new user should see an alert fire and clear: a 15 m³/h leak on workshop 1's branch three
+	// A new user should see an alert fire and clear: a 15 m³/h leak on the municipal main three
 	// simulated hours in, for one hour (leak_imbalance_hourly and leak_burst_municipal find it).
-	if _, err := plant.AddFault(sim.FaultConfig{Kind: sim.FaultLeak, Node: "ws1", Rate: 15}, plant.Start().Add(3*time.Hour), time.Hour); err != nil {
+	if _, err := plant.AddFault(sim.FaultConfig{Kind: sim.FaultLeak, Node: "dist", Rate: 15}, plant.Start().Add(3*time.Hour), time.Hour); err != nil {
 		return err
 	}
 	edgeCfg, err := edge.LoadConfig(filepath.Join(o.ConfigDir, "edge.yaml"))
