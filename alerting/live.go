@@ -25,10 +25,10 @@ type meterLive struct {
 	// Δ = 0 up to now, newest last.
 	stillFlows []float64
 	flow       float64
-	bad       []time.Time // platform clock
-	reverse   []time.Time // event time: bucket starts
-	spikes    []time.Time
-	resets    []time.Time
+	bad        []time.Time // platform clock
+	reverse    []time.Time // event time: bucket starts
+	spikes     []time.Time
+	resets     []time.Time
 }
 
 type edgeLive struct {

@@ -144,9 +144,9 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	im := ingest.NewMetrics(reg)
 	in := ingest.New(cfg.Ingest, st, led, ingest.Options{
-		Logger:    o.Logger.With("component", "ingest"),
-		Metrics:   im,
-		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
+		Logger:  o.Logger.With("component", "ingest"),
+		Metrics: im,
+		Known:   func(site, meter string) bool { return known[site+"/"+meter] },
 		OnBuckets: func(bs []ledger.Bucket) {
 			eval.Notify(bs)
 			alerts.Buckets(bs)
