@@ -64,7 +64,7 @@ func tp(t time.Time) *time.Time {
 }
 
 // view renders a record; m.mu is held.
-func (m *Manager) view(a *record, now time.Time) View {
+func (m *Manager) view(a *record, now time.Time, in inhibitors) View {
 	v := View{ID: strconv.FormatInt(a.ID, 10), Rule: a.Rule, Name: a.Labels["alertname"], Kind: a.Kind, Site: a.Site,
 		Severity: a.Severity, State: a.shownState(), Labels: a.Labels, Annotations: a.Annotations,
 		Summary: a.Annotations["summary"], SummaryZH: a.Annotations["summary_zh"], Value: a.Value, ActiveAt: a.ActiveAt,
@@ -72,7 +72,7 @@ func (m *Manager) view(a *record, now time.Time) View {
 		AcknowledgedAt: tp(a.AckedAt), Assignee: a.Assignee, ClosedBy: a.ClosedBy, CloseNote: a.CloseNote,
 		ClosedAt: tp(a.ClosedAt), Runbook: a.Runbook, SilencedBy: []string{}}
 	if a.State != StateResolved {
-		sil, inh := m.muted(a, now)
+		sil, inh := m.muted(a, now, in)
 		if sil != nil {
 			v.SilencedBy = sil
 		}
@@ -132,11 +132,12 @@ func (m *Manager) Alerts(ctx context.Context, f Filter) ([]View, error) {
 		return nil, fmt.Errorf("%w: severity %q is not one of info, warning, critical", ErrInvalid, f.Severity)
 	}
 	out := []View{}
+	in := m.inhibitors()
 	for _, a := range recs {
 		if f.Site != "" && a.Site != f.Site || f.Severity != "" && a.Severity != f.Severity {
 			continue
 		}
-		v := m.view(a, now)
+		v := m.view(a, now, in)
 		if (f.State == StatePending || f.State == StateFiring || f.State == StateAcknowledged) && v.State != f.State {
 			continue
 		}
@@ -226,7 +227,7 @@ func (m *Manager) Act(ctx context.Context, kind string, a Action) (View, error) 
 		return View{}, err
 	}
 	m.updateGauges()
-	return m.view(r, now), nil
+	return m.view(r, now, m.inhibitors()), nil
 }
 
 // AddSilence validates and stores a silence; it returns it with its id.

@@ -388,38 +388,58 @@ func expand(tpl string, vars map[string]string) string {
 	}
 }
 
+// inhibitors indexes the firing alerts that explain others: offline edges, and the meters of
+// meter-health alerts (meter_fault separately, as it inhibits only leak alerts that are not
+// meter faults themselves). Built once per pass, so muting n alerts costs O(n), not O(n²).
+type inhibitors struct {
+	edges  map[string]bool // site/edge offline
+	meters map[string]bool // site/meter with a firing meter-health alert
+	faults map[string]bool // site/meter used by a firing meter_fault alert
+}
+
+// inhibitors builds the index; m.mu is held.
+func (m *Manager) inhibitors() inhibitors {
+	in := inhibitors{edges: map[string]bool{}, meters: map[string]bool{}, faults: map[string]bool{}}
+	for _, a := range m.active {
+		if a.State != StateFiring {
+			continue
+		}
+		switch {
+		case a.Kind == KindEdgeOffline:
+			in.edges[a.Site+"/"+a.Labels["edge"]] = true
+		case a.Kind == KindMeterFault:
+			for _, u := range a.Uses {
+				in.faults[a.Site+"/"+u] = true
+			}
+		case kinds[a.Kind].family == "meter_health":
+			for _, u := range a.Uses {
+				in.meters[a.Site+"/"+u] = true
+			}
+		}
+	}
+	return in
+}
+
 // muted reports whether a silence mutes the alert, and inhibited whether a root cause explains
 // it: an offline edge its meters' stale alerts, a meter-health alert the leak alerts computed
 // from that meter. m.mu is held.
-func (m *Manager) muted(a *record, now time.Time) (silenced []string, inhibited bool) {
+func (m *Manager) muted(a *record, now time.Time, in inhibitors) (silenced []string, inhibited bool) {
 	for _, s := range m.silences {
 		if s.Mutes(a.Labels, now) {
 			silenced = append(silenced, s.ID)
 		}
 	}
-	for _, src := range m.active {
-		if src.State != StateFiring || src == a || src.Site != a.Site {
-			continue
-		}
-		switch {
-		case src.Kind == KindEdgeOffline && a.Kind == KindStale && a.Labels["edge"] != "" && a.Labels["edge"] == src.Labels["edge"]:
-			return silenced, true
-		case kinds[a.Kind].family == "leak" && kinds[src.Kind].family == "meter_health" && src.Kind != KindMeterFault || a.Kind != KindMeterFault && kinds[a.Kind].family == "leak" && src.Kind == KindMeterFault:
-			if overlap(src.Uses, a.Uses) {
+	if a.Kind == KindStale && a.Labels["edge"] != "" && in.edges[a.Site+"/"+a.Labels["edge"]] {
+		return silenced, true
+	}
+	if kinds[a.Kind].family == "leak" {
+		for _, u := range a.Uses {
+			if in.meters[a.Site+"/"+u] || in.faults[a.Site+"/"+u] {
 				return silenced, true
 			}
 		}
 	}
 	return silenced, false
-}
-
-func overlap(a, b []string) bool {
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			return true
-		}
-	}
-	return false
 }
 
 // outgoing is one alert to hand to Notify and the record to mark as sent.
@@ -434,11 +454,12 @@ type outgoing struct {
 // held back; an alert that resolves while never sent is not announced. m.mu is held.
 func (m *Manager) due(now time.Time, resend bool) []outgoing {
 	var out []outgoing
+	in := m.inhibitors()
 	consider := func(a *record) {
 		if a.State == StatePending {
 			return
 		}
-		sil, inh := m.muted(a, now)
+		sil, inh := m.muted(a, now, in)
 		if a.State == StateFiring && (len(sil) > 0 || inh) {
 			return
 		}

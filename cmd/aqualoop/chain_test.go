@@ -289,6 +289,9 @@ func TestDemo(t *testing.T) {
 		"/":        "live water balance",
 		"/metrics": "aqualoop_ingest_readings_stored_total",
 		"/healthz": `"ok": true`,
+		// Alerting is wired: its rules (defaults and configs/demo/alerts.yaml) and its gauges.
+		"/api/v1/rules":  `"leak_burst_municipal"`,
+		"/api/v1/alerts": `"alerts":`,
 	} {
 		resp, err := http.Get(base + path)
 		if err != nil {
