@@ -59,7 +59,10 @@ func or(p *float64, d float64) float64 {
 
 // observe evaluates one rule for one site. skip means the rule cannot judge now and every alert
 // of it keeps its state.
-func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engine.Snapshot) (obs []observation, skip bool) {
+//
+// quiet says the rule has no alert at the site now: a meter loop then skips the meters with
+// nothing to raise, instead of building their texts to throw away.
+func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engine.Snapshot, quiet bool) (obs []observation, skip bool) {
 	switch r.Kind {
 	case KindStale:
 		for _, mt := range s.Meters {
@@ -79,6 +82,9 @@ func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engin
 			}
 			limit := time.Duration(r.Intervals) * iv
 			age := now.Sub(last)
+			if quiet && age <= limit {
+				continue // nothing to raise and nothing to resolve: skip building the texts
+			}
 			l := map[string]string{"meter": mt.ID}
 			if edge != "" {
 				l["edge"] = edge
@@ -104,6 +110,9 @@ func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engin
 				continue
 			}
 			n := ml.stillWhileFlowing(r.MinFlow)
+			if quiet && n < r.Count {
+				continue
+			}
 			obs = append(obs, observation{labels: map[string]string{"meter": mt.ID}, value: float64(n), active: n >= r.Count,
 				description: fmt.Sprintf("%d readings of %s with the same totalizer while the flow was at least %s m³/h", n, mt.ID, num(r.MinFlow)),
 				uses:        []string{mt.ID}})
@@ -128,6 +137,9 @@ func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engin
 			}
 			need := max(r.Count, 1)
 			n := countIn(ts, now, r.Window)
+			if quiet && n == 0 {
+				continue
+			}
 			obs = append(obs, observation{labels: map[string]string{"meter": mt.ID}, value: float64(n), active: n >= need,
 				hold: n > 0 && r.Kind != KindResetUnrecorded, uses: []string{mt.ID},
 				description: fmt.Sprintf("%d %s of %s in the last %s", n, what, mt.ID, r.Window)})
@@ -136,7 +148,7 @@ func (m *Manager) observe(s *analytics.Site, r *Rule, now time.Time, snap *engin
 		if snap == nil {
 			return nil, true
 		}
-		return m.observeFigures(s, r, now, snap)
+		return m.observeFigures(s, r, now, snap, quiet)
 	}
 	return obs, false
 }
@@ -158,7 +170,7 @@ func b2f(b bool) float64 {
 }
 
 // observeFigures evaluates the rules on a snapshot's figures.
-func (m *Manager) observeFigures(s *analytics.Site, r *Rule, now time.Time, snap *engine.Snapshot) ([]observation, bool) {
+func (m *Manager) observeFigures(s *analytics.Site, r *Rule, now time.Time, snap *engine.Snapshot, quiet bool) ([]observation, bool) {
 	var obs []observation
 	var fig *engine.Figures
 	if r.Period != "" {
@@ -170,7 +182,7 @@ func (m *Manager) observeFigures(s *analytics.Site, r *Rule, now time.Time, snap
 	switch r.Kind {
 	case KindCoverage:
 		for _, f := range fig.Indicators.Flows {
-			if f.Meter == "" || !meterSelected(r, f.Meter) {
+			if f.Meter == "" || !meterSelected(r, f.Meter) || quiet && f.Coverage >= *r.Clear {
 				continue
 			}
 			obs = append(obs, observation{labels: map[string]string{"meter": f.Meter}, value: f.Coverage,
@@ -342,6 +354,9 @@ func (m *Manager) observeFigures(s *analytics.Site, r *Rule, now time.Time, snap
 				continue
 			}
 			days := math.Floor(next.Sub(now).Hours() / 24)
+			if quiet && days > float64(r.Days) {
+				continue
+			}
 			o := observation{labels: map[string]string{"meter": mt.ID}, value: days, active: days <= float64(r.Days),
 				description: fmt.Sprintf("meter %s (DN%d, %s) falls due on %s", mt.ID, mt.DN, mt.Type, next.Format("2006-01-02"))}
 			if days < 0 {

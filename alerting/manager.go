@@ -213,11 +213,17 @@ func (m *Manager) evaluate(ctx context.Context, s *analytics.Site, now time.Time
 	if snap == nil {
 		source = "liveness"
 	}
+	busy := map[string]bool{}
+	for _, a := range m.active {
+		if a.Site == s.ID {
+			busy[a.Rule] = true
+		}
+	}
 	for _, r := range m.rules[s.ID] {
 		if kinds[r.Kind].liveness != (snap == nil) {
 			continue
 		}
-		obs, skip := m.observe(s, r, now, snap)
+		obs, skip := m.observe(s, r, now, snap, !busy[r.Name])
 		if skip {
 			continue
 		}

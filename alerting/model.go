@@ -1,12 +1,11 @@
 package alerting
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"maps"
+	"hash/fnv"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -72,20 +71,24 @@ func (r *record) shownState() string {
 }
 
 // fingerprint identifies an alert by its rule and labels, severity left out so an escalation
-// from warning to critical stays one alert.
+// from warning to critical stays one alert. Like Alertmanager's, it is FNV-1a 64 over the sorted
+// label pairs.
 func fingerprint(labels map[string]string) string {
-	keys := slices.Sorted(maps.Keys(labels))
-	h := sha256.New()
-	for _, k := range keys {
-		if k == "severity" {
-			continue
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		if k != "severity" {
+			keys = append(keys, k)
 		}
+	}
+	slices.Sort(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
 		h.Write([]byte(k))
 		h.Write([]byte{0xff})
 		h.Write([]byte(labels[k]))
 		h.Write([]byte{0xff})
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	return strconv.FormatUint(h.Sum64(), 16)
 }
 
 // Matcher ops, as in Alertmanager.
