@@ -56,8 +56,10 @@ func (l *liveness) meter(site, meter string) *meterLive {
 	return ml
 }
 
-func push(ts []time.Time, t time.Time) []time.Time {
-	if n := len(ts); n > 0 && ts[n-1].Equal(t) {
+// push appends an instant, dropping the oldest beyond maxEvents; unique skips an instant equal
+// to the last (a bucket reported again as it fills).
+func push(ts []time.Time, t time.Time, unique bool) []time.Time {
+	if n := len(ts); unique && n > 0 && ts[n-1].Equal(t) {
 		return ts
 	}
 	ts = append(ts, t)
@@ -103,7 +105,7 @@ func (l *liveness) reading(s *analytics.Site, r collector.Reading, now time.Time
 		}
 	}
 	if bad {
-		ml.bad = push(ml.bad, now)
+		ml.bad = push(ml.bad, now, false)
 	}
 	if hasT && tp.Quality == collector.Good || !hasT && hasF && fp.Quality == collector.Good {
 		ml.heard = now
@@ -153,13 +155,13 @@ func (l *liveness) bucket(b ledger.Bucket) {
 	}
 	ml := l.meter(b.Site, b.Meter)
 	if b.Flags&(ledger.Clamped|ledger.Fault) != 0 {
-		ml.reverse = push(ml.reverse, b.Start)
+		ml.reverse = push(ml.reverse, b.Start, true)
 	}
 	if b.Flags&ledger.Spike != 0 {
-		ml.spikes = push(ml.spikes, b.Start)
+		ml.spikes = push(ml.spikes, b.Start, true)
 	}
 	if b.Flags&ledger.Reset != 0 {
-		ml.resets = push(ml.resets, b.Start)
+		ml.resets = push(ml.resets, b.Start, true)
 	}
 }
 
