@@ -202,6 +202,9 @@ func demo(ctx context.Context, o demoOptions) error {
 		defer close(edgeDone)
 		return e.Run(edgeCtx)
 	})
+	g.Go(func() error {
+		return mirrorEdgeFaults(edgeCtx, plant, burl, edgeCfg.Site, edgeCfg.Edge, o.Logger.With("component", "demo"))
+	})
 	select {
 	case url := <-platformURL:
 		if o.Ready != nil {
