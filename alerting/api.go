@@ -337,9 +337,11 @@ func (m *Manager) Handler() http.Handler {
 
 func (m *Manager) who(r *http.Request) string {
 	if m.o.Who != nil {
-		return m.o.Who(r)
+		if w := m.o.Who(r); w != "" {
+			return w
+		}
 	}
-	return ""
+	return "anonymous"
 }
 
 func (m *Manager) allowed(r *http.Request, site string) bool {

@@ -64,7 +64,7 @@ type record struct {
 
 // shownState is the state the API reports.
 func (r *record) shownState() string {
-	if r.State == StateFiring && r.AckedBy != "" {
+	if r.State == StateFiring && !r.AckedAt.IsZero() {
 		return StateAcknowledged
 	}
 	return r.State
