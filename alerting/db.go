@@ -48,6 +48,12 @@ var schema = []string{
 		note TEXT NOT NULL DEFAULT ''
 	)`,
 	`CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events(alert_id)`,
+	`CREATE TABLE IF NOT EXISTS alert_detectors (
+		site TEXT NOT NULL,
+		rule TEXT NOT NULL,
+		state TEXT NOT NULL,
+		PRIMARY KEY (site, rule)
+	)`,
 	`CREATE TABLE IF NOT EXISTS alert_silences (
 		id TEXT PRIMARY KEY,
 		matchers TEXT NOT NULL,
@@ -205,6 +211,33 @@ func (d *db) silences(ctx context.Context) ([]*Silence, error) {
 			}
 		}
 		out = append(out, &s)
+	}
+	return out, rows.Err()
+}
+
+// saveDetector stores a detector's state (JSON) so a restart continues its sums.
+func (d *db) saveDetector(ctx context.Context, site, rule, state string) error {
+	_, err := d.sql.ExecContext(ctx, `INSERT INTO alert_detectors (site, rule, state) VALUES (?, ?, ?)
+		ON CONFLICT(site, rule) DO UPDATE SET state = excluded.state`, site, rule, state)
+	if err != nil {
+		return fmt.Errorf("save detector %s/%s: %w", site, rule, err)
+	}
+	return nil
+}
+
+func (d *db) detectors(ctx context.Context) (map[string]string, error) {
+	rows, err := d.sql.QueryContext(ctx, `SELECT site, rule, state FROM alert_detectors`)
+	if err != nil {
+		return nil, fmt.Errorf("read detectors: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var site, rule, st string
+		if err := rows.Scan(&site, &rule, &st); err != nil {
+			return nil, fmt.Errorf("read detector row: %w", err)
+		}
+		out[site+"/"+rule] = st
 	}
 	return out, rows.Err()
 }

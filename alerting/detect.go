@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"encoding/json"
 	"math"
 	"time"
 
@@ -50,6 +51,7 @@ type detector struct {
 	active  bool
 	hold    bool
 	last    float64
+	fed     int // closed hours fed so far, so the caller knows when to store the state
 }
 
 func newDetector(r *Rule) *detector {
@@ -83,6 +85,7 @@ func (d *detector) observe(hour time.Time, v float64) {
 // feed adds one closed value.
 func (d *detector) feed(x float64) {
 	d.last = x
+	d.fed++
 	if d.cusum == nil && d.ewma == nil {
 		d.baseline = append(d.baseline, x)
 		if len(d.baseline) >= d.rule.Baseline {
@@ -126,6 +129,39 @@ func meanSD(xs []float64) (mean, sd float64) {
 		sd = math.Sqrt(sd / float64(len(xs)-1))
 	}
 	return mean, sd
+}
+
+// detectorState is what a restart needs to continue a detector: its learned baseline or
+// running statistic (kpi's types are their whole state), and its open hour.
+type detectorState struct {
+	Baseline []float64  `json:"baseline,omitempty"`
+	CUSUM    *kpi.CUSUM `json:"cusum,omitempty"`
+	EWMA     *kpi.EWMA  `json:"ewma,omitempty"`
+	Sigma    float64    `json:"sigma"`
+	Hour     time.Time  `json:"hour"`
+	Pending  float64    `json:"pending"`
+	Has      bool       `json:"has"`
+	Stat     float64    `json:"stat"`
+	Active   bool       `json:"active"`
+	Hold     bool       `json:"hold"`
+	Last     float64    `json:"last"`
+	Fed      int        `json:"fed"`
+}
+
+func (d *detector) marshal() string {
+	b, _ := json.Marshal(detectorState{Baseline: d.baseline, CUSUM: d.cusum, EWMA: d.ewma, Sigma: d.sigma, Hour: d.hour,
+		Pending: d.pending, Has: d.has, Stat: d.stat, Active: d.active, Hold: d.hold, Last: d.last, Fed: d.fed})
+	return string(b)
+}
+
+// restore loads a stored state; a state that does not fit the rule (its kind changed) is ignored.
+func (d *detector) restore(s string) {
+	var st detectorState
+	if json.Unmarshal([]byte(s), &st) != nil || d.kind == KindCUSUM && st.EWMA != nil || d.kind == KindEWMA && st.CUSUM != nil {
+		return
+	}
+	d.baseline, d.cusum, d.ewma, d.sigma, d.hour = st.Baseline, st.CUSUM, st.EWMA, st.Sigma, st.Hour
+	d.pending, d.has, d.stat, d.active, d.hold, d.last, d.fed = st.Pending, st.Has, st.Stat, st.Active, st.Hold, st.Last, st.Fed
 }
 
 // burstState remembers the level a meter stepped up from.

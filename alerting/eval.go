@@ -1,6 +1,7 @@
 package alerting
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -447,9 +448,19 @@ func (m *Manager) observeSeries(s *analytics.Site, r *Rule, now time.Time, snap 
 	d := m.series.dets[k]
 	if d == nil {
 		d = newDetector(r)
+		if st, ok := m.detStates[k]; ok {
+			d.restore(st)
+		}
 		m.series.dets[k] = d
 	}
+	fed := d.fed
 	d.observe(h.Indicators.From, v)
+	if d.fed != fed {
+		// Once per closed hour: a restart continues the sum instead of learning again.
+		if err := m.db.saveDetector(context.Background(), s.ID, r.Name, d.marshal()); err != nil {
+			m.o.Logger.Error("detector state not written; fix the state database", "err", err)
+		}
+	}
 	if d.cusum == nil && d.ewma == nil {
 		return nil, true // still learning its baseline
 	}

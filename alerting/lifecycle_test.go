@@ -343,3 +343,48 @@ func mustID(t testing.TB, s string) int64 {
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
+
+// A CUSUM's running sum survives a restart: S⁺ reaches 5.0 (not above h = 5) before it, and the
+// next closed hour after it takes the sum to 7.5 and fires; a detector starting from zero would
+// be at 2.5.
+func TestDetectorStateSurvivesRestart(t *testing.T) {
+	site := demoSite(t)
+	rules := `
+site: demo
+rules:
+  - {name: cusum_kl, kind: cusum, series: site_leakage_rate, mu0: 0, sigma: 1, k: 0.5, h: 5}
+`
+	t0 := time.Date(2026, 3, 2, 0, 59, 0, 0, time.UTC)
+	c := &clock{t: t0}
+	rec := &recorder{}
+	path := filepath.Join(t.TempDir(), "d.db")
+	ctx := context.Background()
+	snap := func(h int, v float64) engine.Snapshot {
+		at := t0.Add(time.Duration(h) * time.Hour)
+		s := engine.Snapshot{Site: "demo", Boundary: engine.BoundarySite, At: at}
+		s.Hour = engine.Figures{Period: engine.Hour, Indicators: engine.Indicators{From: at.Truncate(time.Hour)},
+			Balance: &engine.Balance{Whole: engine.SiteBalance{Vi: 100, Vl: 100 * v}}}
+		return s
+	}
+	db1 := openTestDB(t, path)
+	m1 := newManager(t, db1, site, rulesOf(t, site, rules), c, rec)
+	for h, v := range []float64{0, 0, 3, 3, 3} {
+		m1.Sink(ctx, snap(h, v))
+	}
+	if n := rec.take("cusum_kl"); len(n) != 0 {
+		t.Fatalf("fired before the restart: %+v", n)
+	}
+	db1.Close()
+	m2 := newManager(t, openTestDB(t, path), site, rulesOf(t, site, rules), c, rec)
+	m2.Sink(ctx, snap(5, 0))
+	n := rec.take("cusum_kl")
+	if len(n) != 1 || n[0].Status != "firing" || n[0].Annotations["description"] == "" {
+		t.Fatalf("after restart: %+v", n)
+	}
+	vs, _ := m2.Alerts(ctx, Filter{State: StateFiring})
+	for _, v := range vs {
+		if v.Rule == "cusum_kl" && v.Value != 7.5 {
+			t.Errorf("S⁺ = %v, want 7.5", v.Value)
+		}
+	}
+}

@@ -58,6 +58,8 @@ type Manager struct {
 	silences []*Silence
 	live     *liveness
 	series   *seriesState
+	// detStates are the stored detector states by site/rule, restored on first use.
+	detStates map[string]string
 	// resolvedUnsent are alerts resolved since the last due, to announce if they were announced
 	// firing.
 	resolvedUnsent []*record
@@ -107,6 +109,9 @@ func New(ctx context.Context, o Options) (*Manager, error) {
 	}
 	for _, r := range recs {
 		m.active[r.Fingerprint] = r
+	}
+	if m.detStates, err = d.detectors(ctx); err != nil {
+		return nil, err
 	}
 	if m.silences, err = d.silences(ctx); err != nil {
 		return nil, err
