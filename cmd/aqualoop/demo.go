@@ -51,8 +51,8 @@ func cmdSimulate(ctx context.Context, args []string, stdout io.Writer, logger *s
 		case <-gctx.Done():
 			return nil
 		}
-		fmt.Fprintf(stdout, "simulator running: Modbus TCP %s, OPC UA %s (namespace %s), truth http://%s/api/v1/sim/truth\n",
-			plant.ModbusAddr(), plant.OPCUAEndpoint(), plant.NamespaceURI(), ln.Addr())
+		fmt.Fprintf(stdout, "simulator running: Modbus TCP %s, OPC UA %s (namespace %s), truth http://%s/api/v1/sim/truth, faults http://%s/api/v1/sim/faults\n",
+			plant.ModbusAddr(), plant.OPCUAEndpoint(), plant.NamespaceURI(), ln.Addr(), ln.Addr())
 		if err := srv.Serve(ln); err != http.ErrServerClosed {
 			return err
 		}
@@ -86,6 +86,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		fmt.Fprintf(stdout, "aqualoop demo running: open %s\n", url)
 		fmt.Fprintf(stdout, "  simulated plant time %s, %g× real time\n", plant.Now().Format(time.RFC3339), o.TimeScale)
 		fmt.Fprintf(stdout, "  API: %sapi/v1/sites/demo/indicators   ground truth: %sapi/v1/sim/truth?from=...&to=...\n", url, url)
+		fmt.Fprintf(stdout, "  alerts: %sapi/v1/alerts (a leak is injected 3 simulated hours in, for one hour)\n", url)
 	}
 	return demo(ctx, o)
 }
