@@ -170,8 +170,9 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 			}, true
 		},
 	}))
+	ah := alerts.Handler()
 	for _, p := range []string{"/api/v1/alerts", "/api/v1/alerts/", "/api/v1/silences", "/api/v1/silences/", "/api/v1/rules"} {
-		mux.Handle(p, alerts.Handler())
+		mux.Handle(p, ah)
 	}
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
