@@ -192,6 +192,9 @@ func (m *Manager) Readings(rs []collector.Reading) {
 
 // Status is ingest's OnStatus: an edge's retained online/offline status.
 func (m *Manager) Status(site, edge string, online bool, at time.Time) {
+	if _, ok := m.sites[site]; !ok {
+		return // a site this platform does not model: nothing to alert on, nothing to keep
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.live.status(site, edge, online, at)
