@@ -41,6 +41,10 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		{"testdata/bad-platform.yaml", []string{
 			"bad-platform.yaml:9: journal: unknown key",
 		}},
+		{"testdata/bad-alerts.yaml", []string{
+			`bad-alerts.yaml:3: rules[0].kind: unknown rule kind "leakage"`,
+			`bad-alerts.yaml:5: silences[0].matchers[0]: matcher meter=~"(M01": bad regular expression`,
+		}},
 		{"testdata/bad-edge.yaml", []string{
 			`bad-edge.yaml:2: edge: "edge 1" is not a valid edge id`,
 			`bad-edge.yaml:13: modbus[0].meters[0].points[0].byte_order: "XYZ"`,

@@ -30,6 +30,8 @@ type platformConfig struct {
 	// $STATE_DIRECTORY (set by systemd's StateDirectory=), else $XDG_STATE_HOME/aqualoop, else
 	// ~/.local/state/aqualoop; never the config folder, which may be read-only or shared.
 	DataDir string `yaml:"data_dir"`
+	// Alerting is the rules files and resend interval (cmd/aqualoop/alerting.go).
+	Alerting alertingConfig `yaml:"alerting"`
 
 	dir string
 }
@@ -84,6 +86,7 @@ func (c *platformConfig) Default() {
 		c.HTTP.Listen = "127.0.0.1:8080"
 	}
 	c.HTTP.Config.Default()
+	c.Alerting.Notify.Default()
 	if c.Broker.PlatformUser == "" {
 		c.Broker.PlatformUser = "aqualoop-platform"
 	}
@@ -102,6 +105,9 @@ func (c *platformConfig) Validate(p *config.Problems) {
 		c.InfluxDB.Validate(p, "influxdb")
 	}
 	c.HTTP.Config.Validate(p, "http")
+	if c.Alerting.notifying() {
+		c.Alerting.Notify.Validate(p, "alerting.notify")
+	}
 	if c.HTTP.Auth == auth.ModeOpen && !auth.Loopback(c.HTTP.Listen) {
 		p.Addf("http.auth", "open serves every caller as admin, so it needs a loopback http.listen (not %q); use tokens", c.HTTP.Listen)
 	}

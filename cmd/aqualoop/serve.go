@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/alerting"
 	"github.com/aqualoop/aqualoop/analytics/api"
 	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/analytics/engine"
@@ -64,6 +65,8 @@ type serveOptions struct {
 	// AdminToken, if set, is stored as an admin token named "demo" unless it already works (the
 	// demo prints it in its login link; tests call the API with it).
 	AdminToken string
+	// Notify receives alerts (default: logged); tests inject a recorder.
+	Notify func(context.Context, []alerting.Alert)
 }
 
 // platformStore is everything the platform needs of a store.
@@ -146,11 +149,32 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
 	hl := newHealth(time.Now)
+	state, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	if o.Notify == nil && cfg.Alerting.notifying() {
+		disp, send, closeMQTT, err := newNotifier(ctx, cfg, state, reg, o.Logger.With("component", "notify"))
+		if err != nil {
+			return err
+		}
+		defer closeMQTT()
+		g.Go(func() error { return disp.Run(gctx) })
+		o.Notify = send
+	}
+	alerts, err := newAlerting(ctx, cfg, sites, state, reg, o.Logger.With("component", "alerting"), o.Notify)
+	if err != nil {
+		return err
+	}
+	logSink := eng.LogSink(o.Logger.With("component", "benchmark"))
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
-		// Alerting comes later; until then a reuse rate below the benchmark is logged.
-		Sink:    hl.sink(eng.LogSink(o.Logger.With("component", "benchmark"))),
+		Sink: hl.sink(func(ctx context.Context, s engine.Snapshot) {
+			logSink(ctx, s)
+			alerts.Sink(ctx, s)
+		}),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
 	})
@@ -162,19 +186,19 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	im := ingest.NewMetrics(reg)
 	in := ingest.New(cfg.Ingest, healthStore{st, hl}, led, ingest.Options{
-		Logger:    o.Logger.With("component", "ingest"),
-		Metrics:   im,
-		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
-		OnBuckets: hl.onBuckets(eval.Notify),
+		Logger:  o.Logger.With("component", "ingest"),
+		Metrics: im,
+		Known:   func(site, meter string) bool { return known[site+"/"+meter] },
+		OnBuckets: hl.onBuckets(func(bs []ledger.Bucket) {
+			eval.Notify(bs)
+			alerts.Buckets(bs)
+		}),
+		OnReadings: alerts.Readings,
+		OnStatus:   alerts.Status,
 	})
 	hl.in = in
 	hl.register(reg)
 
-	state, err := openState(cfg)
-	if err != nil {
-		return err
-	}
-	defer state.Close()
 	guard, err := newGuard(ctx, cfg, state, sites, o, reg)
 	if err != nil {
 		return err
@@ -204,12 +228,17 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		},
 		Ready: hl.ready,
 	}))
+	ah := alerts.Handler()
+	for _, p := range []string{"/api/v1/alerts", "/api/v1/alerts/", "/api/v1/silences", "/api/v1/silences/", "/api/v1/rules"} {
+		mux.Handle(p, ah)
+	}
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
 	guard.next = mux
 	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
+	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
