@@ -67,9 +67,9 @@ type Source struct {
 
 	mu              sync.Mutex // held for a whole poll: the bus is one conversation
 	link            *link
-	reused          bool // the open connection predates the current poll
-	reopen          bool // the next open follows a forced close or a failed attempt
-	connectFailures int // connection attempts failed in a row
+	reused          bool     // the open connection predates the current poll
+	reopen          bool     // the next open follows a forced close or a failed attempt
+	connectFailures int      // connection attempts failed in a row
 	lastReqErr      []string // per request, the error last logged, to log changes only
 
 	stateMu sync.Mutex

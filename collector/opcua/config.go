@@ -154,7 +154,7 @@ func (c *Config) Default() {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
-	if c.RepublishInterval == 0 {
+	if c.RepublishInterval == 0 && c.Interval > 0 {
 		c.RepublishInterval = c.Interval
 	}
 	if c.ConnectBackoffMax == 0 {

@@ -51,6 +51,9 @@ func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collect
 			rs, answered, _ := s.poll(rctx, cn)
 			cancel()
 			if answered {
+				// The session answers: a subscription that dies later is the subscription's
+				// trouble, recreated in this session.
+				healthy = true
 				for _, r := range rs {
 					emit(r)
 				}
@@ -61,7 +64,7 @@ func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collect
 		if ctx.Err() != nil {
 			return healthy, nil
 		}
-		if !errors.Is(err, errSubscriptionDead) || !answered {
+		if !errors.Is(err, errSubscriptionDead) || !healthy {
 			return healthy, err
 		}
 		s.fail(err)
