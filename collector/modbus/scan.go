@@ -17,7 +17,7 @@ import (
 
 // ScanConfig walks an address range of one slave to find the registers a device has.
 type ScanConfig struct {
-	ProbeConfig        // transport, slave, timeout and address base; Address and Count unused
+	ProbeConfig          // transport, slave, timeout and address base; Address and Count unused
 	Tables      []string // holding and/or input; default both
 	From, To    int      // first and last address, in the address base; default 0..999
 	Block       int      // registers per read to start with, default 125; halved on exception 2
