@@ -64,7 +64,7 @@ type modbusInput struct {
 	Coils    []registerField `toml:"coils"`
 	Discrete []registerField `toml:"discrete_inputs"`
 
-	Requests []request `toml:"request"`
+	Requests    []request `toml:"request"`
 	Workarounds struct {
 		OnePerField bool   `toml:"one_request_per_field"`
 		PauseAfter  string `toml:"pause_after_connect"`
