@@ -6,10 +6,8 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -122,14 +120,6 @@ func Parse(name string, data []byte, v any) error {
 	if len(ps) == 0 {
 		return nil
 	}
-	// In file order, so an operator fixes the file top to bottom; problems without a line last.
-	at := func(p Problem) int {
-		if p.Line == 0 {
-			return math.MaxInt
-		}
-		return p.Line
-	}
-	sort.SliceStable(ps, func(i, j int) bool { return at(ps[i]) < at(ps[j]) })
 	return &Error{File: name, Problems: ps}
 }
 

@@ -77,16 +77,16 @@ func TestParse(t *testing.T) {
 			notWant: "did you mean",
 		},
 		{
-			// Type errors, unknown keys and validation problems of one file all in one run,
-			// each with its full path, in file order.
+			// Type errors and unknown keys (in file order), then the validation problems of
+			// the rest, all in one run, each with its full path.
 			name: "every kind of problem at once",
 			in:   "site: \"\"\ninterval: 1min\nitems:\n  - name: a\n    byte_order: XYZ\n    slave_id: 300\n  - name: b\n    byte_order: ABCD\n    slave: 2\n",
 			want: []string{
-				`f.yaml:1: site: is required`,
 				`f.yaml:2: interval: "1min" is not a duration such as 15s, 2m or 1h30m`,
-				`f.yaml:5: items[0].byte_order: "XYZ" is not one of ABCD, CDAB`,
 				`f.yaml:6: items[0].slave_id: 300 is not a whole number from 0 to 255`,
 				`f.yaml:9: items[1].slave: unknown key (did you mean "slave_id"?)`,
+				`f.yaml:1: site: is required`,
+				`f.yaml:5: items[0].byte_order: "XYZ" is not one of ABCD, CDAB`,
 			},
 		},
 		{
