@@ -234,6 +234,18 @@ func writeScan(w io.Writer, cfg ScanConfig, controller string, runs []scanRun) e
 				strconv.FormatFloat(c.first, 'g', 10, 64), strconv.FormatFloat(c.second, 'g', 10, 64))
 		}
 	}
+	// A pair that straddles the best flow candidate's registers is half a float and half
+	// something else: rank it below the pairs that stand alone.
+	if len(flows) > 0 {
+		best := slices.MaxFunc(flows, func(a, b candidate) int { return a.score - b.score })
+		for i := range totals {
+			c := &totals[i]
+			if c.table == best.table && c.addr < best.addr+best.typ.width() && best.addr < c.addr+c.typ.width() &&
+				(c.addr != best.addr || c.typ.width() != best.typ.width()) {
+				c.score -= 25
+			}
+		}
+	}
 	rank("totalizer candidates (non-negative, not decreasing between the reads; rising first):", totals)
 	rank("flow candidates (small non-negative floats):", flows)
 	return nil
@@ -250,37 +262,43 @@ func scaledText(t dataType, v, scale float64) string {
 }
 
 // totalScore rates c as a totalizer: 0 rules it out. A value that rose between the reads beats
-// one that stayed; integers of 32 bits and floats whose value is a plausible meter reading
-// beat the rest; the common word orders (ABCD, CDAB) beat byte-swapped ones.
+// one that stayed, and a small step beats a large one (a wrong word order moves the high digits);
+// integers beat floats, as most totalizers are integer registers with a scale; the common word
+// orders (ABCD, CDAB) beat byte-swapped ones.
 func totalScore(c candidate) int {
 	a, b := c.first, c.second
-	if math.IsNaN(a) || math.IsInf(a, 0) || math.IsNaN(b) || math.IsInf(b, 0) || a < 0 || b < a || a >= 1e12 {
+	if math.IsNaN(a) || math.IsInf(a, 0) || math.IsNaN(b) || math.IsInf(b, 0) || a < 0 || b < a || b >= 1e12 {
 		return 0
 	}
 	isFloat := c.typ == typeFloat32 || c.typ == typeFloat64
-	if isFloat && a != 0 && (math.Abs(a) < 1e-3 || a != a) {
-		return 0 // denormal-looking garbage
+	if isFloat && (tiny(a) || tiny(b)) {
+		return 0 // denormal-looking garbage: integer bits read as a float
 	}
 	s := 10
 	if b > a {
-		// A totalizer moves in its last digits between two reads seconds apart: the smaller
-		// the step, the likelier the decoding (a wrong word order moves the high digits).
-		s += 50 + max(0, 30-int(3*math.Log10(b-a)))
+		s += 40 + int(min(30, max(0, 30-3*math.Log10(b-a))))
 	}
 	if a > 0 {
 		s += 5
 	}
 	switch c.typ {
-	case typeUint32, typeFloat32:
-		s += 8
-	case typeInt32, typeFloat64:
-		s += 4
+	case typeUint32:
+		s += 17
+	case typeInt32, typeUint64, typeInt64:
+		s += 15
+	case typeFloat32:
+		s += 5
+	case typeFloat64:
+		s += 3
 	}
 	if c.order == orderABCD || c.order == orderCDAB {
 		s += 3
 	}
 	return s
 }
+
+// tiny says a float is non-zero but too small to be a meter's reading.
+func tiny(v float64) bool { return v != 0 && math.Abs(v) < 1e-3 }
 
 // flowScore rates c as a flow rate: a float between 0 and 100 000 (m³/h) that does not look
 // like two integers read as one.
@@ -289,7 +307,7 @@ func flowScore(c candidate) int {
 		return 0
 	}
 	a, b := c.first, c.second
-	if math.IsNaN(a) || math.IsInf(a, 0) || a < 0 || a > 1e5 || (a != 0 && a < 1e-3) || b < 0 || b > 1e5 {
+	if math.IsNaN(a) || math.IsInf(a, 0) || math.IsNaN(b) || a < 0 || a > 1e5 || tiny(a) || b < 0 || b > 1e5 || tiny(b) {
 		return 0
 	}
 	s := 10

@@ -60,7 +60,7 @@ func Browse(ctx context.Context, cfg BrowseConfig, w io.Writer) error {
 			roots = append(roots, "nsu="+ns+";i=85")
 		}
 	}
-	b := browser{ctx: ctx, s: s, cn: cn, seen: map[string]bool{}}
+	b := browser{ctx: ctx, s: s, cn: cn, seen: map[string]bool{}, listed: map[string]bool{}}
 	for i, r := range roots {
 		n, err := parseNodeID(r)
 		if err != nil {
@@ -69,6 +69,9 @@ func Browse(ctx context.Context, cfg BrowseConfig, w io.Writer) error {
 		start, err := n.resolve(cn.namespaces)
 		if err != nil {
 			return err
+		}
+		if b.seen[start.String()] {
+			continue // already listed below an earlier root
 		}
 		refs, err := b.children(start)
 		if err != nil {
@@ -95,11 +98,12 @@ func Browse(ctx context.Context, cfg BrowseConfig, w io.Writer) error {
 }
 
 type browser struct {
-	ctx  context.Context
-	s    *Source
-	cn   *conn
-	tw   io.Writer
-	seen map[string]bool
+	ctx    context.Context
+	s      *Source
+	cn     *conn
+	tw     io.Writer
+	seen   map[string]bool // nodes whose children were listed
+	listed map[string]bool // nodes printed: each once, and never a way back up the tree
 }
 
 func (b *browser) walk(n *ua.NodeID, depth, limit int) error {
@@ -107,6 +111,7 @@ func (b *browser) walk(n *ua.NodeID, depth, limit int) error {
 		return nil
 	}
 	b.seen[n.String()] = true
+	b.listed[n.String()] = true
 	refs, err := b.children(n)
 	if err != nil {
 		return err
@@ -114,6 +119,10 @@ func (b *browser) walk(n *ua.NodeID, depth, limit int) error {
 	types := b.dataTypes(refs)
 	for i, r := range refs {
 		child := r.NodeID.NodeID
+		if b.listed[child.String()] {
+			continue
+		}
+		b.listed[child.String()] = true
 		fmt.Fprintf(b.tw, "  %s%s\t%s\t%s\t%s\n", strings.Repeat("  ", depth), b.stable(child),
 			strings.TrimPrefix(r.NodeClass.String(), "NodeClass"), r.BrowseName.Name, types[i])
 		if r.NodeClass == ua.NodeClassObject || r.NodeClass == ua.NodeClassVariable {
@@ -156,7 +165,17 @@ func (b *browser) children(n *ua.NodeID) ([]*ua.ReferenceDescription, error) {
 		refs = append(refs, next.Results[0].References...)
 		cp = next.Results[0].ContinuationPoint
 	}
-	return refs, nil
+	// A node reached by two references (a component that is also organized) is listed once.
+	seen := map[string]bool{}
+	out := refs[:0]
+	for _, ref := range refs {
+		if ref == nil || ref.NodeID == nil || seen[ref.NodeID.NodeID.String()] {
+			continue
+		}
+		seen[ref.NodeID.NodeID.String()] = true
+		out = append(out, ref)
+	}
+	return out, nil
 }
 
 // dataTypes reads the DataType attribute of the variables among refs.
