@@ -32,6 +32,7 @@ func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collect
 	done := make(chan struct{})
 	go func() { defer close(done); rp.run(rctx, emit) }()
 	defer func() { stop(); <-done }()
+	readOK := false
 	for created := 0; ; created++ {
 		sub, err := s.subscribe(ctx, cn, emit)
 		if err != nil {
@@ -51,9 +52,9 @@ func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collect
 			rs, answered, _ := s.poll(rctx, cn)
 			cancel()
 			if answered {
-				// The session answers: a subscription that dies later is the subscription's
-				// trouble, recreated in this session.
-				healthy = true
+				// The session answers: a first subscription that dies before its first
+				// publish response is the subscription's trouble, recreated in this session.
+				healthy, readOK = true, true
 				for _, r := range rs {
 					emit(r)
 				}
@@ -64,7 +65,9 @@ func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collect
 		if ctx.Err() != nil {
 			return healthy, nil
 		}
-		if !errors.Is(err, errSubscriptionDead) || !healthy {
+		// A subscription that died without ever answering makes the session suspect, unless
+		// the read right after the first one proved the session good.
+		if !errors.Is(err, errSubscriptionDead) || !(answered || created == 0 && readOK) {
 			return healthy, err
 		}
 		s.fail(err)
