@@ -70,6 +70,12 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, keyLine int) b
 		kept := n.Content[:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				// "<<: *defaults" merges another mapping's keys: check them at this level.
+				w.checkMerge(v, t, path)
+				kept = append(kept, k, v)
+				continue
+			}
 			f, ok := fields[k.Value]
 			kp := join(path, k.Value)
 			if !ok && anyKey {
@@ -128,6 +134,20 @@ func (w *walker) check(n *yaml.Node, t reflect.Type, path string, keyLine int) b
 		return false
 	}
 	return true
+}
+
+// checkMerge checks the mapping (or list of mappings) of a merge key against the struct type t.
+func (w *walker) checkMerge(v *yaml.Node, t reflect.Type, path string) {
+	for v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	if v.Kind == yaml.SequenceNode {
+		for _, item := range v.Content {
+			w.checkMerge(item, t, path)
+		}
+		return
+	}
+	w.check(v, t, path, 0)
 }
 
 // structKeys maps the YAML keys of struct type t, inlined structs included, to their types.
