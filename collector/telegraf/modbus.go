@@ -33,9 +33,7 @@ func (c *converter) modbus(i int, in modbusInput, interval time.Duration) {
 	if d := c.duration(at+".interval", in.Interval); d > 0 {
 		bus.Interval = d
 	}
-	if strings.HasPrefix(bus.Controller, "file://") {
-		bus.Controller = strings.TrimPrefix(bus.Controller, "file://")
-	}
+	bus.Controller = strings.TrimPrefix(bus.Controller, "file://")
 	switch strings.ToUpper(in.TransmissionMode) {
 	case "", "AUTO":
 	case "TCP":
