@@ -116,6 +116,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/parks", h.listParks)
 	mux.HandleFunc("GET /api/v1/parks/{park}/indicators", h.parkIndicators)
 	mux.HandleFunc("GET /api/v1/parks/{park}/snapshot", h.parkSnapshot)
+	h.routeConsole(mux)
 	return mux
 }
 

@@ -113,11 +113,17 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
+	mux := http.NewServeMux()
+	hub := mountConsole(mux, reg, o.Logger.With("component", "console"))
+	logSink := eng.LogSink(o.Logger.With("component", "benchmark"))
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
 		// Alerting comes later; until then a reuse rate below the benchmark is logged.
-		Sink:    eng.LogSink(o.Logger.With("component", "benchmark")),
+		Sink: func(ctx context.Context, snap engine.Snapshot) {
+			logSink(ctx, snap)
+			hub.Sink()(ctx, snap)
+		},
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
 	})
@@ -139,7 +145,6 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.Handler(api.Options{
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
@@ -155,6 +160,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error { return eval.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
