@@ -320,6 +320,28 @@
   }
   const RES_FILL = { ok: "#16a34a", warn: "#f59e0b", alarm: "#dc2626", na: "#475569" };
 
+  // wrap splits a label into at most two lines of about maxPx at 12 px (CJK glyphs are about
+  // twice as wide as Latin ones); the second line ends in an ellipsis when the name is longer.
+  function wrap(text, maxPx) {
+    const w = (str) => sum(Array.from(str).map((c) => (c.charCodeAt(0) > 0x2e80 ? 12 : 6.6)));
+    const cjk = /[\u2e80-\u9fff]/.test(text);
+    const words = cjk ? Array.from(text) : text.split(" ");
+    const sep = cjk ? "" : " ";
+    const lines = [""];
+    for (const word of words) {
+      const cur = lines[lines.length - 1];
+      const next = cur ? cur + sep + word : word;
+      if (w(next) <= maxPx || !cur) lines[lines.length - 1] = next;
+      else lines.push(word);
+    }
+    if (lines.length > 2) {
+      let l2 = lines[1];
+      while (l2.length > 1 && w(l2 + "…") > maxPx) l2 = l2.slice(0, -1);
+      return [lines[0], l2 + "…"];
+    }
+    return lines;
+  }
+
   function sankey(bal) {
     const nodes = bal.nodes.map((n) => Object.assign({}, n));
     const byId = {};
@@ -359,17 +381,27 @@
     const val = (n) => Math.max(sum(n.ins.map((l) => Math.abs(l.volume))), sum(n.outs.map((l) => Math.abs(l.volume))));
     const columns = [];
     for (let c = 0; c < ncol; c++) columns.push(nodes.filter((n) => col[n.id] === c));
-    const W = 1180, nodeW = 14, padTop = 34, gap = 30, H = 460, minH = 8;
-    const colX = (c) => 20 + c * ((W - 230) / Math.max(1, ncol - 1));
+    const W = 1400, nodeW = 14, padTop = 12, gap = 18, H = 520, minH = 8;
+    const spacing = (W - 40 - nodeW) / Math.max(1, ncol - 1);
+    const colX = (c) => 20 + c * spacing;
+    // Names go above their node, wrapped to the column's width; the residual line under them.
+    nodes.forEach((n) => {
+      n.lines = wrap(n.name || n.id, spacing - 22);
+      n.labelH = n.lines.length * 14 + (n.type === "unit" ? 13 : 0) + 6;
+    });
     let k = Infinity;
-    columns.forEach((cs) => { const total = sum(cs.map(val)); if (total > 0) k = Math.min(k, (H - gap * (cs.length - 1)) / total); });
+    columns.forEach((cs) => {
+      const total = sum(cs.map(val));
+      const fixed = sum(cs.map((n) => n.labelH)) + gap * (cs.length - 1);
+      if (total > 0) k = Math.min(k, Math.max(60, H - fixed) / total);
+    });
     if (!isFinite(k)) k = 0;
     // Order each column by where its inflows come from, so bands cross as little as they can.
     let height = 0;
     columns.forEach((cs, c) => {
       if (c > 0) cs.sort((a, b) => bary(a) - bary(b));
       let y = padTop;
-      cs.forEach((n) => { n.x = colX(c); n.y = y; n.h = Math.max(minH, val(n) * k); y += n.h + gap; });
+      cs.forEach((n) => { y += n.labelH; n.x = colX(c); n.y = y; n.h = Math.max(minH, val(n) * k); y += n.h + gap; });
       height = Math.max(height, y);
     });
     function bary(n) {
@@ -385,7 +417,7 @@
       y = n.y; n.ins.forEach((l) => { l.ty = y + width(l) / 2; y += width(l); });
     });
     const backs = links.filter((l) => l.back);
-    const svgH = height + 20 + backs.length * 22 + 60;
+    const svgH = height + (backs.length ? backs.length * 22 + 24 : 0) + 8;
     let s = '<svg class="sankey" viewBox="0 0 ' + W + " " + svgH + '" role="img" aria-label="' + esc(t("bal.title")) + '">';
     let b = 0;
     for (const l of links) {
@@ -399,22 +431,29 @@
       } else {
         const mx = (x0 + x1) / 2;
         d = "M" + x0 + " " + l.sy + " C" + mx + " " + l.sy + " " + mx + " " + l.ty + " " + x1 + " " + l.ty;
-        lx = mx; ly = (l.sy + l.ty) / 2 + 4;
+        // The label sits half a column after the source, so a band that spans several columns
+        // does not put its label on a node it passes.
+        const want = Math.min(mx, x0 + (spacing - nodeW) / 2);
+        const bez = (a, b, c, e, u) => (1 - u) ** 3 * a + 3 * (1 - u) ** 2 * u * b + 3 * (1 - u) * u * u * c + u ** 3 * e;
+        let lo = 0, hi = 1;
+        for (let i = 0; i < 20; i++) { const u = (lo + hi) / 2; if (bez(x0, mx, mx, x1, u) < want) lo = u; else hi = u; }
+        lx = want; ly = bez(l.sy, l.sy, l.ty, l.ty, lo) + 4;
       }
       const tip = t("kind." + l.kind) + " · " + nodeName(l.from) + " → " + nodeName(l.to) + " · " + F.vol(l.volume) + " · " + (l.meter ? t("bal.meter", { m: meterName(l.meter) + " (" + l.meter + ")" }) : t("bal.derived")) + " · " + t("common.coverage", { v: F.pct(l.coverage, 0) });
       s += '<g class="flow" data-flow="' + esc(l.id) + '" data-volume="' + esc(l.volume) + '" data-from="' + esc(l.from) + '" data-to="' + esc(l.to) + '"><title>' + esc(tip) + "</title>";
-      s += '<path d="' + d + '" stroke="' + (KIND_COLOUR[l.kind] || "#64748b") + '" stroke-width="' + w.toFixed(2) + '"' + (l.derived ? ' stroke-dasharray="6 3"' : "") + "></path>";
+      s += '<path d="' + d + '" stroke="' + (KIND_COLOUR[l.kind] || "#64748b") + '" stroke-width="' + w.toFixed(2) + '"' + (l.derived ? ' class="derived"' : "") + "></path>";
       s += '<text class="flow-label vol" x="' + lx.toFixed(1) + '" y="' + ly.toFixed(1) + '" text-anchor="middle">' + esc(F.vol(l.volume)) + "</text></g>";
     }
     for (const n of nodes) {
       const rc = residualClass(n);
       const last = col[n.id] === ncol - 1;
-      const tx = last ? n.x - 6 : n.x + nodeW + 6, anchor = last ? "end" : "start";
+      const tx = last ? n.x + nodeW : n.x, anchor = last ? "end" : "start";
       s += '<g class="node" data-node="' + esc(n.id) + '" data-residual="' + esc(n.residual) + '" data-status="' + rc + '">';
       s += "<title>" + esc((n.name || n.id) + " · " + t("bal.in") + " " + F.vol(n.in) + " · " + t("bal.out") + " " + F.vol(n.out) + (n.type === "unit" ? " · " + t("bal.residual") + " " + F.vol(n.residual) : "")) + "</title>";
       s += '<rect x="' + n.x + '" y="' + n.y.toFixed(1) + '" width="' + nodeW + '" height="' + n.h.toFixed(1) + '" rx="3" fill="' + RES_FILL[rc] + '"></rect>';
-      s += '<text class="node-name" x="' + tx + '" y="' + (n.y - 16).toFixed(1) + '" text-anchor="' + anchor + '">' + esc(n.name || n.id) + "</text>";
-      if (n.type === "unit") s += '<text class="node-res" x="' + tx + '" y="' + (n.y - 4).toFixed(1) + '" text-anchor="' + anchor + '">' + esc(t("bal.residual") + " " + F.vol(n.residual) + (n.closure != null ? " (" + F.pct(n.closure, 1) + ")" : "")) + "</text>";
+      const top = n.y - n.labelH + 14;
+      s += '<text class="node-name" x="' + tx + '" y="' + top.toFixed(1) + '" text-anchor="' + anchor + '">' + n.lines.map((ln, i) => '<tspan x="' + tx + '" dy="' + (i ? 14 : 0) + '">' + esc(ln) + "</tspan>").join("") + "</text>";
+      if (n.type === "unit") s += '<text class="node-res" x="' + tx + '" y="' + (n.y - 6).toFixed(1) + '" text-anchor="' + anchor + '" fill="' + (rc === "na" || rc === "ok" ? "#475569" : RES_FILL[rc]) + '">' + esc(t("bal.residual") + " " + F.vol(n.residual) + (n.closure != null ? " · " + F.pct(n.closure, 1) : "")) + "</text>";
       const lp = loops.filter((f) => f.from === n.id);
       lp.forEach((f, i) => {
         s += '<g class="flow loop" data-flow="' + esc(f.id) + '" data-volume="' + esc(f.volume) + '" data-from="' + esc(f.from) + '" data-to="' + esc(f.to) + '"><title>' + esc(t("kind." + f.kind) + " · " + F.vol(f.volume)) + "</title>";
@@ -427,7 +466,7 @@
     const kinds = Array.from(new Set(bal.flows.map((f) => f.kind)));
     let lg = '<div class="legend">' + kinds.map((k) => '<span><i style="background:' + (KIND_COLOUR[k] || "#64748b") + '"></i>' + esc(t("kind." + k)) + "</span>").join("");
     lg += ["ok", "warn", "alarm"].map((r) => '<span><i class="box" style="background:' + RES_FILL[r] + '"></i>' + esc(t("bal." + r)) + "</span>").join("");
-    lg += '<span><i style="background:repeating-linear-gradient(90deg,#64748b 0 6px,transparent 6px 9px)"></i>' + esc(t("bal.derived")) + "</span></div>";
+    lg += '<span><i style="background:#64748b;opacity:.3"></i>' + esc(t("bal.derived")) + "</span></div>";
     return s + lg;
   }
 
@@ -455,7 +494,9 @@
     const raw = (hi - lo) / n, mag = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / mag;
     const step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
     const out = [];
-    for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
+    const first = Math.floor(lo / step), last = Math.ceil(hi / step - 1e-9);
+    for (let i = first; i <= last; i++) out.push(+(i * step).toPrecision(12));
+    if (out.length < 2) out.push(out[0] + step);
     return out;
   }
   // chart draws bars and lines over steps: series [{name, values, colour, type, fmt}], one y axis.
@@ -509,14 +550,17 @@
     const bench = S.model.benchmark;
     let h = "<h1>" + esc(t("nav.trends")) + '</h1><p class="sub">' + esc(S.model.name) + '</p><div class="bar"><div class="seg">' + ["hour", "day", "month"].map((p) => '<button type="button" data-step="' + p + '" class="' + (S.step === p ? "on" : "") + '">' + esc(t("step." + p)) + "</button>").join("") + "</div></div>";
     h += '<div class="two"><section class="card" id="trend-r"><h2>' + esc(t("trend.r")) + "</h2>" + chart(labels, [{ name: t("trend.r"), values: ser.steps.map((x) => x.reuse_rate), colour: "#0e7490", type: "line", fmt: (v) => F.pct(v, 2) }], (v) => F.pct(v, 1), { fit: true, ref: bench ? bench.reuse_rate : null, refName: bench ? t("tile.benchmark", { v: F.pct(bench.reuse_rate, 1), sector: bench.sector, year: bench.year }) : null }) + "</section>";
-    h += '<section class="card" id="trend-v"><h2>' + esc(t("trend.volumes")) + "</h2>" + chart(labels, [
-      { name: t("vol.vi"), values: ser.steps.map((x) => x.vi), colour: "#2563eb", type: "bar", fmt: F.vol },
-      { name: t("vol.vr"), values: ser.steps.map((x) => x.vr), colour: "#0d9488", type: "bar", fmt: F.vol },
+    // Intake and reused water differ by two orders of magnitude (recirculation): one chart each.
+    h += '<section class="card" id="trend-vi"><h2>' + esc(t("vol.vi")) + " (m³)</h2>" + chart(labels, [{ name: t("vol.vi"), values: ser.steps.map((x) => x.vi), colour: "#2563eb", type: "bar", fmt: F.vol }], (v) => F.num(v, 0)) + "</section></div>";
+    h += '<div class="two"><section class="card" id="trend-vr"><h2>' + esc(t("vol.vr")) + " (m³)</h2>" + chart(labels, [{ name: t("vol.vr"), values: ser.steps.map((x) => x.vr), colour: "#0d9488", type: "bar", fmt: F.vol }], (v) => F.num(v, 0)) + "</section>";
+    h += '<section class="card" id="trend-vd"><h2>' + esc(t("vol.vd")) + " / " + esc(t("vol.vl")) + " (m³)</h2>" + chart(labels, [
+      { name: t("vol.vd"), values: ser.steps.map((x) => x.vd), colour: "#92400e", type: "bar", fmt: F.vol },
+      { name: t("vol.vl"), values: ser.steps.map((x) => x.vl), colour: "#dc2626", type: "bar", fmt: F.vol },
     ], (v) => F.num(v, 0)) + "</section></div>";
     h += '<section class="card" id="trend-m"><h2>' + esc(t("trend.meter")) + '</h2><div class="bar"><label class="custom">' + esc(t("trend.pick")) + ' <select class="pick" id="meter">' + metered.map((m) => '<option value="' + esc(m.id) + '"' + (m.id === S.meter ? " selected" : "") + ">" + esc((m.name || m.id) + " (" + m.id + ")") + "</option>").join("") + "</select></label></div>";
     const mv = ser.steps.map((x) => (x.meters[S.meter] ? x.meters[S.meter].volume : null));
     const mf = ser.steps.map((x) => (x.meters[S.meter] ? x.meters[S.meter].flow : null));
-    h += '<div class="two"><div>' + chart(labels, [{ name: t("trend.volume"), values: mv, colour: "#7c3aed", type: "bar", fmt: F.vol }], (v) => F.num(v, 0)) + "</div><div>" + chart(labels, [{ name: t("trend.flow"), values: mf, colour: "#db2777", type: "line", fmt: F.flow }], (v) => F.num(v, 0), { fit: true }) + "</div></div></section>";
+    h += '<div class="two"><div>' + chart(labels, [{ name: t("trend.volume") + " (m³)", values: mv, colour: "#7c3aed", type: "bar", fmt: F.vol }], (v) => F.num(v, 0)) + "</div><div>" + chart(labels, [{ name: t("trend.flow") + " (m³/h)", values: mf, colour: "#db2777", type: "line", fmt: F.flow }], (v) => F.num(v, 1), { fit: true }) + "</div></div></section>";
     main.innerHTML = h;
     main.querySelectorAll("[data-step]").forEach((b) => b.addEventListener("click", () => { S.step = b.dataset.step; render(false); }));
     $("#meter", main).addEventListener("change", (e) => { S.meter = e.target.value; render(false); });
@@ -581,17 +625,33 @@
     if (stale(id)) return;
     let h = "<h1>" + esc(t("plans.title")) + '</h1><p class="sub">' + esc(S.model.name) + "</p>";
     if (!plans.length) { main.innerHTML = h + '<div class="card muted">' + esc(t("plans.none")) + "</div>"; return; }
+    // The plans in force at the platform's clock are drawn; the others are listed below.
+    const at = new Date(plans[0].at).getTime();
+    const inForce = plans.filter((p) => new Date(p.from).getTime() <= at && at < new Date(p.to).getTime());
+    const others = plans.filter((p) => !inForce.includes(p));
+    const titleOf = (p) => (p.source ? t("plans.source", { v: nodeName(p.source) }) : t("plans.site")) + " · " + (p.period === "month" ? p.year + "-" + String(p.month).padStart(2, "0") : String(p.year));
     h += '<div class="plans">';
-    for (const p of plans) {
+    for (const p of inForce) {
       const bd = burndown(p);
       const cls = p.projected_over ? "bad" : p.crossed.length ? "warn" : "ok";
-      const title = (p.source ? t("plans.source", { v: nodeName(p.source) }) : t("plans.site")) + " · " + (p.period === "month" ? p.year + "-" + String(p.month).padStart(2, "0") : String(p.year));
+      const title = titleOf(p);
       h += '<section class="card plan" data-plan="' + esc(p.plan) + '"><h3>' + esc(title) + ' <span class="pill ' + cls + '">' + esc(p.projected_over ? t("plans.over") : p.crossed.length ? t("plans.crossed", { v: F.pct(p.crossed[p.crossed.length - 1], 0) }) : t("plans.ok")) + "</span></h3>";
       h += '<div class="figs"><span>' + esc(t("plans.used", { v: F.vol(p.used) + " (" + F.pct(p.used_fraction, 1) + ")" })) + "</span><span>" + esc(t("plans.remaining", { v: F.vol(p.remaining) })) + "</span><span>" + esc(t("plans.projected", { v: F.vol(p.projected) })) + "</span><span>" + esc(t("plans.range", { lo: F.vol(bd.lo), hi: F.vol(bd.hi) })) + "</span></div>";
       h += '<div class="chart">' + bd.svg + '<div class="legend"><span><i style="background:#0e7490"></i>' + esc(t("plans.legend.used")) + '</span><span><i style="background:repeating-linear-gradient(90deg,#0e7490 0 6px,transparent 6px 10px)"></i>' + esc(t("plans.legend.proj")) + '</span><span><i class="box" style="background:rgba(14,116,144,.2)"></i>' + esc(t("plans.legend.band")) + "</span></div></div>";
-      h += '<div class="figs muted">' + covBar(p.coverage) + (p.approval ? "<span>" + esc(t("plans.approval", { v: p.approval })) + "</span>" : "") + "</div></section>";
+      h += '<div class="figs muted">' + (p.coverage < LOW_COVERAGE ? '<span class="pill warn">' + esc(t("common.lowcov", { v: F.pct(p.coverage, 0) })) + "</span>" : "") + covBar(p.coverage) + (p.approval ? "<span>" + esc(t("plans.approval", { v: p.approval })) + "</span>" : "") + "</div></section>";
     }
-    main.innerHTML = h + "</div>";
+    h += "</div>";
+    if (others.length) {
+      h += '<section class="card"><h2>' + esc(t("plans.others")) + '</h2><div class="scroll"><table><thead><tr><th>' + esc(t("common.name")) + '</th><th class="num">' + esc(t("plans.th.plan")) + '</th><th class="num">' + esc(t("plans.th.used")) + '</th><th class="num">' + esc(t("plans.th.share")) + "</th><th>" + esc(t("plans.th.status")) + "</th></tr></thead><tbody>";
+      for (const p of others) {
+        const future = new Date(p.from).getTime() > at;
+        const cls = p.used > p.volume ? "bad" : p.crossed.length || p.coverage < LOW_COVERAGE ? "warn" : "ok";
+        const word = p.used > p.volume ? t("plans.exceeded") : p.coverage < LOW_COVERAGE ? t("plans.nodata") : t("plans.closed");
+        h += '<tr data-plan="' + esc(p.plan) + '"><td>' + esc(titleOf(p)) + '</td><td class="num">' + esc(F.vol(p.volume)) + '</td><td class="num">' + esc(future ? t("common.none") : F.vol(p.used)) + '</td><td class="num">' + esc(future ? t("common.none") : F.pct(p.used_fraction, 1)) + "</td><td>" + (future ? '<span class="pill">' + esc(t("plans.future")) + "</span>" : '<span class="pill ' + cls + '">' + esc(word) + "</span> " + covBar(p.coverage).replace('class="cov"', 'class="cov" style="display:inline-flex"')) + "</td></tr>";
+      }
+      h += "</tbody></table></div></section>";
+    }
+    main.innerHTML = h;
   };
 
   // ----- alerts (from the alerting API; hidden when the platform has none) -----
@@ -649,8 +709,10 @@
     const parkID = S.model.park;
     let h = "<h1>" + esc(t("park.title")) + '</h1><p class="sub">' + esc(parkID || "") + "</p>";
     if (!parkID) { main.innerHTML = h + '<div class="card muted">' + esc(t("park.none")) + "</div>"; return; }
-    const parks = await api("/api/v1/parks");
+    const [parks, total] = await Promise.all([api("/api/v1/parks"), api("/api/v1/parks/" + encodeURIComponent(parkID) + "/indicators?period=day")]);
     const park = parks.find((p) => p.id === parkID) || { sites: [S.site] };
+    const totalR = total.declared === "reuse_rate_with_vu" ? total.reuse_rate_with_vu : total.reuse_rate;
+    h += '<div class="grid"><section class="tile" data-tile="park-r"><div class="label">' + esc(t("park.total.r")) + '</div><div class="value">' + esc(F.pct(totalR, 2)) + '</div><div class="meta">' + covBar(total.coverage) + '</div></section><section class="tile" data-tile="park-vi"><div class="label">' + esc(t("park.total.vi")) + '</div><div class="value">' + esc(F.vol(total.volumes.vi)) + '</div><div class="meta">' + esc(t("park.count", { n: park.sites.length })) + "</div></section></div>";
     const rows = await Promise.all(park.sites.map(async (sid) => {
       const base = "/api/v1/sites/" + encodeURIComponent(sid);
       const [ind, plans, model, alerts] = await Promise.all([api(base + "/indicators?period=day"), api(base + "/plans"), api(base + "/model"), fetchAlerts(sid)]);
@@ -665,7 +727,7 @@
     rows.forEach((x, i) => {
       const low = x.cov < LOW_COVERAGE;
       const plan = !x.plans ? '<span class="pill">' + esc(t("park.plan.none")) + "</span>" : x.over ? '<span class="pill bad">' + esc(t("park.plan.over")) + "</span>" : x.crossed ? '<span class="pill warn">' + esc(t("park.plan.warn", { v: F.pct(x.crossed, 0) })) + "</span>" : '<span class="pill ok">' + esc(t("park.plan.ok")) + "</span>";
-      h += '<tr data-site="' + esc(x.id) + '"><td class="num">' + (i + 1) + '</td><td><a href="#/overview/' + encodeURIComponent(x.id) + '">' + esc(x.name) + '</a></td><td class="num">' + esc(F.pct(x.r, 2)) + (low ? ' <span class="pill warn">' + esc(t("common.coverage", { v: F.pct(x.cov, 0) })) + "</span>" : "") + '</td><td style="min-width:90px"><div class="rankbar" style="width:' + Math.round(Math.max(0, x.r || 0) * 100) + '%"></div></td><td class="num">' + esc(F.vol(x.vi)) + "</td><td>" + plan + "</td>" + (S.alerts === false ? "" : '<td class="num">' + esc(x.alerts == null ? t("common.none") : x.alerts) + "</td>") + "</tr>";
+      h += '<tr data-site="' + esc(x.id) + '"><td class="num">' + (i + 1) + '</td><td><a class="link" href="#/overview/' + encodeURIComponent(x.id) + '">' + esc(x.name) + '</a></td><td class="num">' + esc(F.pct(x.r, 2)) + (low ? ' <span class="pill warn">' + esc(t("common.coverage", { v: F.pct(x.cov, 0) })) + "</span>" : "") + '</td><td style="min-width:90px"><div class="rankbar" style="width:' + Math.round(Math.max(0, x.r || 0) * 100) + '%"></div></td><td class="num">' + esc(F.vol(x.vi)) + "</td><td>" + plan + "</td>" + (S.alerts === false ? "" : '<td class="num">' + esc(x.alerts == null ? t("common.none") : x.alerts) + "</td>") + "</tr>";
     });
     main.innerHTML = h + "</tbody></table></div></section>";
   };
