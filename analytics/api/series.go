@@ -57,8 +57,8 @@ type modelMeter struct {
 	Type     string `json:"type,omitempty"`
 	Location string `json:"location,omitempty"`
 	Flow     string `json:"flow,omitempty"`
-	// IntervalSeconds is the meter's reporting interval; a reading older than three of them is
-	// stale (DOMAIN.md).
+	// IntervalSeconds is the meter's reporting interval (0 when the register gives none); a
+	// reading older than three of them is stale (DOMAIN.md).
 	IntervalSeconds float64 `json:"interval_seconds"`
 	VerifiedOn      string  `json:"verified_on,omitempty"`
 	Certificate     string  `json:"certificate,omitempty"`
@@ -211,7 +211,11 @@ func (h *handler) series(w http.ResponseWriter, r *http.Request, s *analytics.Si
 		t = end
 	}
 	for _, sp := range spans {
+		// The first and last steps are cut to [from, to): the answer covers what was asked.
 		a, b := sp[0], sp[1]
+		if a.Before(from) {
+			a = from
+		}
 		if b.After(to) {
 			b = to
 		}

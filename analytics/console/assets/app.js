@@ -580,7 +580,9 @@
     for (const m of ms) {
       const r = reg[m.id] || {};
       const age = m.time ? Math.max(0, (clock - new Date(m.time).getTime()) / 1000) : null;
-      const isStale = m.missing || (age != null && r.interval_seconds > 0 && age > 3 * r.interval_seconds);
+      // Stale: no reading for three reporting intervals (DOMAIN.md); a meter whose register
+      // gives no interval is taken to report every 5 minutes.
+      const isStale = m.missing || (age != null && age > 3 * (r.interval_seconds > 0 ? r.interval_seconds : 300));
       if (isStale) staleN++;
       const due = r.verification_due || "";
       const dueCls = due && due < nowDay ? "bad" : due && due <= soonDay ? "warn" : "";
