@@ -5,6 +5,7 @@
 (function () {
   const CAT = window.AQ_CATALOGUE;
   const CHINA_ZONES = ["Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "Asia/Urumqi", "Asia/Kashgar", "PRC", "Asia/Hong_Kong", "Asia/Macau"];
+  const MIN_REFRESH = 5000; // ms between two refetches of the open page on live events
   const LOW_COVERAGE = 0.9; // below it a figure is shown as provisional, never as a confident number
   const PAGES = ["overview", "balance", "trends", "meters", "plans", "alerts", "park"];
 
@@ -12,7 +13,7 @@
     lang: null, sites: [], site: null, model: null, tz: "UTC",
     page: "overview", period: "day", custom: null, step: "hour", meter: null,
     alerts: null, // null unknown, false unavailable (404), true available
-    es: null, liveSeq: 0, live: null, opened: false, render: 0,
+    es: null, liveSeq: 0, live: null, opened: false, render: 0, lastRender: 0, plans: null,
   };
 
   // ---------- strings ----------
@@ -194,9 +195,11 @@
   function scheduleRefresh(ms) {
     // Pages showing a past custom period do not change with new data.
     if (S.period === "custom" && (S.page === "overview" || S.page === "balance")) return;
-    if (S.page === "meters" || S.page === "alerts") ms = Math.max(ms, 400);
-    clearTimeout(refreshTimer);
-    refreshTimer = setTimeout(() => render(true), ms);
+    // In the demo (60× time) and on a busy site snapshots come every few seconds: refetch the
+    // open page at most every 5 s; the header shows every event at once.
+    ms = Math.max(ms, MIN_REFRESH - (Date.now() - S.lastRender));
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => { refreshTimer = null; render(true); }, ms);
   }
 
   // ---------- router ----------
@@ -230,6 +233,7 @@
   async function render(refresh) {
     const main = $("#main");
     const id = ++S.render;
+    S.lastRender = Date.now();
     document.body.dataset.ready = "";
     if (!refresh) main.innerHTML = '<p class="muted">' + esc(t("common.loading")) + "</p>";
     try {
@@ -248,10 +252,13 @@
   // ---------- pages ----------
   const PAGE = {};
 
-  PAGE.overview = async function (main, id) {
+  PAGE.overview = async function (main, id, refresh) {
     const q = periodQuery();
-    const [ind, bal, plans] = await Promise.all([api(site() + "/indicators?" + q), api(site() + "/balance?" + q), api(site() + "/plans")]);
+    // Plans move slowly and cost the most to compute: a live refresh reuses them for a minute.
+    const cached = refresh && S.plans && S.plans.site === S.site && Date.now() - S.plans.time < 60000;
+    const [ind, bal, plans] = await Promise.all([api(site() + "/indicators?" + q), api(site() + "/balance?" + q), cached ? S.plans.data : api(site() + "/plans")]);
     if (stale(id)) return;
+    if (!cached) S.plans = { site: S.site, time: Date.now(), data: plans };
     const pb = periodBar(() => render(false));
     const m = S.model;
     const flows = ind.flows || [];
@@ -725,11 +732,14 @@
     }));
     if (stale(id)) return;
     rows.sort((a, b) => (b.r == null ? -1 : b.r) - (a.r == null ? -1 : a.r));
+    // The bars start 5 points below the lowest rate, so that close rates still look different.
+    const rs = rows.filter((x) => x.r != null).map((x) => x.r);
+    const floor = rs.length ? Math.max(0, Math.min.apply(null, rs) - 0.05) : 0;
     h += '<section class="card"><div class="scroll"><table><thead><tr><th class="num">' + esc(t("park.rank")) + "</th><th>" + esc(t("park.site")) + '</th><th class="num">' + esc(t("park.r")) + '</th><th></th><th class="num">' + esc(t("park.intake")) + "</th><th>" + esc(t("park.plan")) + "</th>" + (S.alerts === false ? "" : '<th class="num">' + esc(t("park.alerts")) + "</th>") + "</tr></thead><tbody>";
     rows.forEach((x, i) => {
       const low = x.cov < LOW_COVERAGE;
       const plan = !x.plans ? '<span class="pill">' + esc(t("park.plan.none")) + "</span>" : x.over ? '<span class="pill bad">' + esc(t("park.plan.over")) + "</span>" : x.crossed ? '<span class="pill warn">' + esc(t("park.plan.warn", { v: F.pct(x.crossed, 0) })) + "</span>" : '<span class="pill ok">' + esc(t("park.plan.ok")) + "</span>";
-      h += '<tr data-site="' + esc(x.id) + '"><td class="num">' + (i + 1) + '</td><td><a class="link" href="#/overview/' + encodeURIComponent(x.id) + '">' + esc(x.name) + '</a></td><td class="num">' + esc(F.pct(x.r, 2)) + (low ? ' <span class="pill warn">' + esc(t("common.coverage", { v: F.pct(x.cov, 0) })) + "</span>" : "") + '</td><td style="min-width:90px"><div class="rankbar" style="width:' + Math.round(Math.max(0, x.r || 0) * 100) + '%"></div></td><td class="num">' + esc(F.vol(x.vi)) + "</td><td>" + plan + "</td>" + (S.alerts === false ? "" : '<td class="num">' + esc(x.alerts == null ? t("common.none") : x.alerts) + "</td>") + "</tr>";
+      h += '<tr data-site="' + esc(x.id) + '"><td class="num">' + (i + 1) + '</td><td><a class="link" href="#/overview/' + encodeURIComponent(x.id) + '">' + esc(x.name) + '</a></td><td class="num">' + esc(F.pct(x.r, 2)) + (low ? ' <span class="pill warn">' + esc(t("common.coverage", { v: F.pct(x.cov, 0) })) + "</span>" : "") + '</td><td style="min-width:90px"><div class="rankbar" style="width:' + (x.r == null ? 0 : Math.round(Math.max(0.02, (x.r - floor) / (1 - floor || 1)) * 100)) + '%"></div></td><td class="num">' + esc(F.vol(x.vi)) + "</td><td>" + plan + "</td>" + (S.alerts === false ? "" : '<td class="num">' + esc(x.alerts == null ? t("common.none") : x.alerts) + "</td>") + "</tr>";
     });
     main.innerHTML = h + "</tbody></table></div></section>";
   };
