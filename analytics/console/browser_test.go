@@ -284,9 +284,10 @@ func newBrowser(t *testing.T) *browser {
 			if err != nil {
 				return
 			}
-			// Entries of the browser log (Source set) are left out: a 404 of the alerts API is
-			// logged there by design when alerting is not enabled.
-			if m.IsException() || m.Type == chromedp.ConsoleError && m.Source == "" {
+			// Entries of the browser log are left out but for security (a Content-Security-Policy
+			// violation): a 404 of the alerts API is logged there by design when alerting is not
+			// enabled.
+			if m.IsException() || m.Type == chromedp.ConsoleError && (m.Source == "" || m.Source == "security") {
 				b.record(m.String() + " at " + m.URL + ":" + strconv.FormatInt(m.Line, 10))
 			}
 		}

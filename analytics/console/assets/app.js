@@ -541,9 +541,11 @@
       s += '<path d="' + d + '" fill="none" stroke="' + x.colour + '" stroke-width="2"></path>';
       x.values.forEach((v, i) => { if (v != null && isFinite(v)) s += '<circle cx="' + X(i).toFixed(1) + '" cy="' + Y(v).toFixed(1) + '" r="' + (n > 40 ? 1.5 : 3) + '" fill="' + x.colour + '"><title>' + esc(labels[i] + " · " + x.name + " " + x.fmt(v)) + "</title></circle>"; });
     });
-    if (opts.ref != null) s += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + Y(opts.ref).toFixed(1) + '" y2="' + Y(opts.ref).toFixed(1) + '" stroke="#b45309" stroke-dasharray="5 4"></line>';
+    if (opts.ref != null && opts.ref >= lo && opts.ref <= hi) s += '<line x1="' + L + '" x2="' + (W - R) + '" y1="' + Y(opts.ref).toFixed(1) + '" y2="' + Y(opts.ref).toFixed(1) + '" stroke="#b45309" stroke-dasharray="5 4"></line>';
     s += "</svg>";
-    const lg = '<div class="legend">' + series.map((x) => '<span><i style="background:' + x.colour + '"></i>' + esc(x.name) + "</span>").join("") + (opts.refName ? '<span><i style="background:repeating-linear-gradient(90deg,#b45309 0 5px,transparent 5px 9px)"></i>' + esc(opts.refName) + "</span>" : "") + "</div>";
+    // A reference outside the drawn range is named in the legend, with an arrow to where it lies.
+    const refOut = opts.ref == null ? "" : opts.ref < lo ? " ↓" : opts.ref > hi ? " ↑" : "";
+    const lg = '<div class="legend">' + series.map((x) => '<span><i style="background:' + x.colour + '"></i>' + esc(x.name) + "</span>").join("") + (opts.refName ? '<span><i style="background:repeating-linear-gradient(90deg,#b45309 0 5px,transparent 5px 9px)"></i>' + esc(opts.refName + refOut) + "</span>" : "") + "</div>";
     return '<div class="chart">' + s + lg + "</div>";
   }
 
