@@ -115,14 +115,14 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	mux := http.NewServeMux()
 	hub := mountConsole(mux, reg, o.Logger.With("component", "console"))
-	logSink := eng.LogSink(o.Logger.With("component", "benchmark"))
+	logSink, hubSink := eng.LogSink(o.Logger.With("component", "benchmark")), hub.Sink()
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
 		// Alerting comes later; until then a reuse rate below the benchmark is logged.
 		Sink: func(ctx context.Context, snap engine.Snapshot) {
 			logSink(ctx, snap)
-			hub.Sink()(ctx, snap)
+			hubSink(ctx, snap)
 		},
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
