@@ -310,7 +310,7 @@
       h += "<tr><td>" + esc(t("ind." + k)) + (v.declared ? ' <span class="pill">' + esc(t("ind.declared")) + "</span>" : "") + '</td><td class="num">' + esc(F.pct(v.value, k.startsWith("reuse") ? 2 : 1)) + '</td><td class="muted">' + esc(v.formula) + '</td><td class="num">' + esc(F.pct(v.coverage, 0)) + "</td></tr>";
     }
     h += '</tbody></table></div></section><section class="card"><h2>' + esc(t("vol.title")) + '</h2><div class="scroll"><table><tbody>';
-    for (const k of ["vi", "vu", "vr", "vcy", "vs", "vt", "vco", "vd", "vl"]) h += "<tr><td>" + esc(t("vol." + k)) + ' <span class="muted">' + k.toUpperCase().replace("V", "V") + '</span></td><td class="num">' + esc(F.vol(ind.volumes[k])) + "</td></tr>";
+    for (const k of ["vi", "vu", "vr", "vcy", "vs", "vt", "vco", "vd", "vl"]) h += "<tr><td>" + esc(t("vol." + k)) + ' <span class="muted">V<sub>' + k.slice(1) + '</sub></span></td><td class="num">' + esc(F.vol(ind.volumes[k])) + "</td></tr>";
     h += "</tbody></table></div></section></div>";
     main.innerHTML = h;
     pb.bind(main);
@@ -680,7 +680,7 @@
   function dialog(html, onOK) {
     const ov = document.createElement("div");
     ov.className = "overlay";
-    ov.innerHTML = '<form class="card dialog">' + html + '<div class="bar"><button class="btn">OK</button><button type="button" class="btn light" data-cancel>' + esc(t("alerts.cancel")) + "</button></div></form>";
+    ov.innerHTML = '<form class="card dialog">' + html + '<div class="bar"><button class="btn">' + esc(t("common.ok")) + '</button><button type="button" class="btn light" data-cancel>' + esc(t("alerts.cancel")) + "</button></div></form>";
     document.body.appendChild(ov);
     const f = ov.querySelector("form");
     ov.querySelector("[data-cancel]").addEventListener("click", () => ov.remove());
