@@ -285,7 +285,7 @@
         status: bal.site_balance.closure_ok ? "ok" : "bad",
         extra: t(bal.site_balance.closure_ok ? "tile.closure.ok" : "tile.closure.fail"), bench: t("tile.closure.limit", { v: F.pct(bal.site_balance.closure_threshold, 0) }) },
     ];
-    let h = "<h1>" + esc(m.name) + '</h1><p class="sub">' + esc(t("nav.overview")) + "</p>" + pb.html + '<div class="grid">';
+    let h = "<h1>" + esc(m.name) + '</h1><p class="sub">' + esc(t("nav.overview")) + "</p>" + pb.html + '<div class="grid six">';
     for (const x of tiles) {
       const low = x.cov < LOW_COVERAGE;
       h += '<section class="tile ' + (low ? "low" : x.status || "") + '" data-tile="' + x.key + '" data-value="' + esc(x.raw == null ? "" : x.raw) + '" data-coverage="' + esc(x.cov) + '">';
@@ -303,11 +303,11 @@
     h += "</div>";
     // Every GB/T 7119 indicator with its formula and coverage.
     const keys = ["reuse_rate", "reuse_rate_with_vu", "indirect_cooling_rate", "direct_cooling_rate", "condensate_rate", "wastewater_reuse_rate", "leakage_rate", "discharge_rate", "consumption_rate", "non_conventional_rate"];
-    h += '<div class="two"><section class="card"><h2>' + esc(t("ind.title")) + '</h2><div class="scroll"><table><thead><tr><th>' + esc(t("common.name")) + '</th><th class="num">' + esc(t("common.value")) + "</th><th>" + esc(t("ind.formula")) + '</th><th class="num">' + esc(t("ind.coverage")) + "</th></tr></thead><tbody>";
+    h += '<div class="two wide-left"><section class="card"><h2>' + esc(t("ind.title")) + '</h2><div class="scroll"><table><thead><tr><th>' + esc(t("common.name")) + '</th><th class="num">' + esc(t("common.value")) + '</th><th class="hide-phone">' + esc(t("ind.formula")) + '</th><th class="num">' + esc(t("ind.coverage")) + "</th></tr></thead><tbody>";
     for (const k of keys) {
       const v = ind.indicators[k];
       if (!v) continue;
-      h += "<tr><td>" + esc(t("ind." + k)) + (v.declared ? ' <span class="pill">' + esc(t("ind.declared")) + "</span>" : "") + '</td><td class="num">' + esc(F.pct(v.value, k.startsWith("reuse") ? 2 : 1)) + '</td><td class="muted">' + esc(v.formula) + '</td><td class="num">' + esc(F.pct(v.coverage, 0)) + "</td></tr>";
+      h += '<tr><td class="name">' + esc(t("ind." + k)) + (v.declared ? ' <span class="pill">' + esc(t("ind.declared")) + "</span>" : "") + '</td><td class="num">' + esc(F.pct(v.value, k.startsWith("reuse") ? 2 : 1)) + '</td><td class="muted wrap hide-phone">' + esc(v.formula) + '</td><td class="num">' + esc(F.pct(v.coverage, 0)) + "</td></tr>";
     }
     h += '</tbody></table></div></section><section class="card"><h2>' + esc(t("vol.title")) + '</h2><div class="scroll"><table><tbody>';
     for (const k of ["vi", "vu", "vr", "vcy", "vs", "vt", "vco", "vd", "vl"]) h += "<tr><td>" + esc(t("vol." + k)) + ' <span class="muted">V<sub>' + k.slice(1) + '</sub></span></td><td class="num">' + esc(F.vol(ind.volumes[k])) + "</td></tr>";
@@ -599,10 +599,10 @@
       const pts = m.points || {};
       const total = pts.total || pts.totalizer, flow = pts.flow;
       const q = total ? total.quality : flow ? flow.quality : "";
-      rows += '<tr data-meter="' + esc(m.id) + '" class="' + (m.missing ? "missing" : isStale ? "stale" : "") + '"><td>' + esc(m.name || m.id) + '</td><td class="muted">' + esc(m.id) + "</td><td>" + esc(t("meters.level." + m.level)) + '</td><td class="num">' + esc(total && total.value != null ? F.num(total.value, 2) + " m³" : t("common.none")) + '</td><td class="num">' + esc(flow && flow.value != null ? F.flow(flow.value) : t("common.none")) + "</td><td>" + esc(m.time ? F.time(m.time) : t("common.none")) + "</td><td>" + (m.missing ? '<span class="pill bad">' + esc(t("meters.missing")) + "</span>" : esc(F.age(age)) + (isStale ? ' <span class="pill warn">' + esc(t("meters.stale")) + "</span>" : "")) + "</td><td>" + (q ? '<span class="pill ' + (q === "good" ? "ok" : q === "bad" ? "bad" : "warn") + '">' + esc(t("quality." + q)) + "</span>" : "") + "</td><td>" + (due ? esc(due) + (dueCls ? ' <span class="pill ' + dueCls + '">' + esc(t(dueCls === "bad" ? "meters.overdue" : "meters.soon")) + "</span>" : "") : t("common.none")) + "</td></tr>";
+      rows += '<tr data-meter="' + esc(m.id) + '" class="' + (m.missing ? "missing" : isStale ? "stale" : "") + '"><td class="name">' + esc(m.name || m.id) + '</td><td class="muted hide-phone">' + esc(m.id) + "</td><td>" + esc(t("meters.level." + m.level)) + '</td><td class="num">' + esc(total && total.value != null ? F.num(total.value, 2) + " m³" : t("common.none")) + '</td><td class="num">' + esc(flow && flow.value != null ? F.flow(flow.value) : t("common.none")) + "</td><td class=\"hide-phone\">" + esc(m.time ? F.time(m.time) : t("common.none")) + "</td><td>" + (m.missing ? '<span class="pill bad">' + esc(t("meters.missing")) + "</span>" : esc(F.age(age)) + (isStale ? ' <span class="pill warn">' + esc(t("meters.stale")) + "</span>" : "")) + "</td><td>" + (q ? '<span class="pill ' + (q === "good" ? "ok" : q === "bad" ? "bad" : "warn") + '">' + esc(t("quality." + q)) + "</span>" : "") + "</td><td>" + (due ? esc(due) + (dueCls ? ' <span class="pill ' + dueCls + '">' + esc(t(dueCls === "bad" ? "meters.overdue" : "meters.soon")) + "</span>" : "") : t("common.none")) + "</td></tr>";
     }
     let h = "<h1>" + esc(t("meters.title")) + '</h1><p class="sub">' + esc(t("meters.summary", { n: ms.length, stale: staleN, due: dueN })) + "</p>";
-    h += '<section class="card"><div class="scroll"><table><thead><tr><th>' + esc(t("common.name")) + "</th><th>" + esc(t("meters.id")) + "</th><th>" + esc(t("meters.level")) + '</th><th class="num">' + esc(t("meters.last")) + '</th><th class="num">' + esc(t("meters.flow")) + "</th><th>" + esc(t("meters.time")) + "</th><th>" + esc(t("meters.age")) + "</th><th>" + esc(t("meters.quality")) + "</th><th>" + esc(t("meters.due")) + "</th></tr></thead><tbody>" + rows + "</tbody></table></div></section>";
+    h += '<section class="card"><div class="scroll"><table><thead><tr><th>' + esc(t("common.name")) + "</th><th class=\"hide-phone\">" + esc(t("meters.id")) + "</th><th>" + esc(t("meters.level")) + '</th><th class="num">' + esc(t("meters.last")) + '</th><th class="num">' + esc(t("meters.flow")) + "</th><th class=\"hide-phone\">" + esc(t("meters.time")) + "</th><th>" + esc(t("meters.age")) + "</th><th>" + esc(t("meters.quality")) + "</th><th>" + esc(t("meters.due")) + "</th></tr></thead><tbody>" + rows + "</tbody></table></div></section>";
     main.innerHTML = h;
   };
 
