@@ -644,9 +644,10 @@
     h += '<div class="plans">';
     for (const p of inForce) {
       const bd = burndown(p);
-      const cls = p.projected_over ? "bad" : p.crossed.length ? "warn" : "ok";
+      const low = p.coverage < LOW_COVERAGE;
+      const cls = p.projected_over ? "bad" : p.crossed.length || low ? "warn" : "ok";
       const title = titleOf(p);
-      h += '<section class="card plan" data-plan="' + esc(p.plan) + '"><h3>' + esc(title) + ' <span class="pill ' + cls + '">' + esc(p.projected_over ? t("plans.over") : p.crossed.length ? t("plans.crossed", { v: F.pct(p.crossed[p.crossed.length - 1], 0) }) : t("plans.ok")) + "</span></h3>";
+      h += '<section class="card plan" data-plan="' + esc(p.plan) + '"><h3>' + esc(title) + ' <span class="pill ' + cls + '">' + esc(p.projected_over ? t("plans.over") : p.crossed.length ? t("plans.crossed", { v: F.pct(p.crossed[p.crossed.length - 1], 0) }) : low ? t("plans.nodata") : t("plans.ok")) + "</span></h3>";
       h += '<div class="figs"><span>' + esc(t("plans.used", { v: F.vol(p.used) + " (" + F.pct(p.used_fraction, 1) + ")" })) + "</span><span>" + esc(t("plans.remaining", { v: F.vol(p.remaining) })) + "</span><span>" + esc(t("plans.projected", { v: F.vol(p.projected) })) + "</span><span>" + esc(t("plans.range", { lo: F.vol(bd.lo), hi: F.vol(bd.hi) })) + "</span></div>";
       h += '<div class="chart">' + bd.svg + '<div class="legend"><span><i style="background:#0e7490"></i>' + esc(t("plans.legend.used")) + '</span><span><i style="background:repeating-linear-gradient(90deg,#0e7490 0 6px,transparent 6px 10px)"></i>' + esc(t("plans.legend.proj")) + '</span><span><i class="box" style="background:rgba(14,116,144,.2)"></i>' + esc(t("plans.legend.band")) + "</span></div></div>";
       h += '<div class="figs muted">' + (p.coverage < LOW_COVERAGE ? '<span class="pill warn">' + esc(t("common.lowcov", { v: F.pct(p.coverage, 0) })) + "</span>" : "") + covBar(p.coverage) + (p.approval ? "<span>" + esc(t("plans.approval", { v: p.approval })) + "</span>" : "") + "</div></section>";
