@@ -167,13 +167,18 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	logSink := eng.LogSink(o.Logger.With("component", "benchmark"))
+	mux := http.NewServeMux()
+	hub := mountConsole(mux, reg, o.Logger.With("component", "console"))
+	logSink, hubSink := eng.LogSink(o.Logger.With("component", "benchmark")), hub.Sink()
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
+		// Each new snapshot goes to the log (reuse below the benchmark), alerting and the
+		// console's live stream.
 		Sink: hl.sink(func(ctx context.Context, s engine.Snapshot) {
 			logSink(ctx, s)
 			alerts.Sink(ctx, s)
+			hubSink(ctx, s)
 		}),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
@@ -216,7 +221,6 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 		ln = tls.NewListener(ln, cert.ServerConfig())
 	}
-	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.Handler(api.Options{
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
@@ -239,6 +243,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
 	g.Go(func() error { return alerts.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
