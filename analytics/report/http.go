@@ -32,8 +32,8 @@ var ErrFormat = errors.New("unknown report format")
 type MakerOptions struct {
 	Options
 	Sites []*analytics.Site
-	// Font returns the TrueType font for the PDF (LoadFont).
-	Font func() ([]byte, error)
+	// Fonts returns the TrueType fonts of the PDF (LoadFonts).
+	Fonts func() (Fonts, error)
 	// Key returns the site's signing key, creating it on first use when the platform is set up
 	// to (LoadKey).
 	Key func(site string) (ed25519.PrivateKey, error)
@@ -87,9 +87,9 @@ func (m *Maker) Make(ctx context.Context, w io.Writer, site, period, format, lan
 		return err
 	}
 	// Resources first: a missing font or key fails before minutes of work.
-	var font []byte
+	var font Fonts
 	if format == "pdf" || format == "zip" {
-		if font, err = m.o.Font(); err != nil {
+		if font, err = m.o.Fonts(); err != nil {
 			return err
 		}
 	}

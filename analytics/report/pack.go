@@ -174,15 +174,15 @@ type MeterRow struct {
 
 // MonthRow is one month of the series.
 type MonthRow struct {
-	Label    string   `json:"label"`
+	Label    string    `json:"label"`
 	From     time.Time `json:"from"`
 	To       time.Time `json:"to"`
-	Vi       float64  `json:"vi"`
-	Vu       float64  `json:"vu"`
-	Vr       float64  `json:"vr"`
-	R        *float64 `json:"reuse_rate"`
-	RWithVu  *float64 `json:"reuse_rate_with_vu"`
-	Coverage float64  `json:"coverage"`
+	Vi       float64   `json:"vi"`
+	Vu       float64   `json:"vu"`
+	Vr       float64   `json:"vr"`
+	R        *float64  `json:"reuse_rate"`
+	RWithVu  *float64  `json:"reuse_rate_with_vu"`
+	Coverage float64   `json:"coverage"`
 }
 
 // PlanRow is one withdrawal plan, or one month without a plan, against what was taken.
@@ -231,26 +231,26 @@ type Hourly struct {
 
 // Pack is the one data model every format is rendered from.
 type Pack struct {
-	Site         SiteInfo                `json:"site"`
-	Period       Period                  `json:"period"`
-	Generated    time.Time               `json:"generated"`
-	Version      string                  `json:"version"`
-	Declared     string                  `json:"declared"`
-	Benchmark    *analytics.Benchmark    `json:"benchmark,omitempty"`
-	Sources      []SourceRow             `json:"sources"`
-	Meters       []MeterRow              `json:"meters"`
-	Indicators   engine.Indicators       `json:"indicators"`
-	Balance      engine.Balance          `json:"balance"`
-	Units        []engine.Indicators     `json:"units"`
-	Months       []MonthRow              `json:"months"`
-	Plans        []PlanRow               `json:"plans"`
-	PlanYears    []int                   `json:"plan_years"`
-	Quality      []MeterQuality          `json:"quality"`
-	Replacements []register.Replacement  `json:"replacements"`
-	Checks       []Check                 `json:"checks"`
+	Site         SiteInfo               `json:"site"`
+	Period       Period                 `json:"period"`
+	Generated    time.Time              `json:"generated"`
+	Version      string                 `json:"version"`
+	Declared     string                 `json:"declared"`
+	Benchmark    *analytics.Benchmark   `json:"benchmark,omitempty"`
+	Sources      []SourceRow            `json:"sources"`
+	Meters       []MeterRow             `json:"meters"`
+	Indicators   engine.Indicators      `json:"indicators"`
+	Balance      engine.Balance         `json:"balance"`
+	Units        []engine.Indicators    `json:"units"`
+	Months       []MonthRow             `json:"months"`
+	Plans        []PlanRow              `json:"plans"`
+	PlanYears    []int                  `json:"plan_years"`
+	Quality      []MeterQuality         `json:"quality"`
+	Replacements []register.Replacement `json:"replacements"`
+	Checks       []Check                `json:"checks"`
 	// Gaps says the period's data is incomplete: some meter's coverage is below 1.
-	Gaps   bool     `json:"gaps"`
-	Hourly Hourly   `json:"-"`
+	Gaps   bool      `json:"gaps"`
+	Hourly Hourly    `json:"-"`
 	Days   []DayHash `json:"days"`
 
 	site *analytics.Site
@@ -456,7 +456,8 @@ func (p *Pack) register(s *analytics.Site, certs []register.Certificate) {
 		}
 	}
 	for _, m := range s.Meters {
-		st := register.MeterStatus(s, m, certs, p.Period.To, p.Period.From, p.Period.To)
+		// The status as it stood on the period's last minute.
+		st := register.MeterStatus(s, m, certs, p.Period.To.Add(-time.Minute), p.Period.From, p.Period.To)
 		p.Meters = append(p.Meters, MeterRow{ID: m.ID, Name: m.Name, Level: m.Level, DN: m.DN, Class: m.Class, Type: m.Type, Location: m.Location,
 			Flow: flowOf[m.ID], VerifiedOn: st.VerifiedOn, Certificate: st.Certificate, NextDue: st.NextDue, Status: st.Status,
 			Unverified: st.Unverified, UnverifiedDays: st.UnverifiedDays})

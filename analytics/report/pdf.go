@@ -18,17 +18,38 @@ import (
 // embedded, subset, in every PDF.
 const DefaultFont = "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"
 
-// ErrNoFont is wrapped when the CJK font cannot be read.
-var ErrNoFont = errors.New("no CJK font for the PDF")
+// DefaultLatinFont is DejaVu Sans (fonts-dejavu-core, a free license): Droid Sans Fallback has
+// no Latin letters or digits, so every run of text outside the CJK blocks is set in this font.
+const DefaultLatinFont = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
-// LoadFont reads a TrueType font file for the PDF.
-func LoadFont(path string) ([]byte, error) {
+// ErrNoFont is wrapped when a font cannot be read.
+var ErrNoFont = errors.New("no font for the PDF")
+
+// Fonts are the two TrueType fonts a PDF is set in: CJK for Chinese, Latin for the rest.
+type Fonts struct {
+	CJK, Latin []byte
+}
+
+// LoadFonts reads the CJK and the Latin TrueType font ("" for the defaults).
+func LoadFonts(cjk, latin string) (Fonts, error) {
+	var fs Fonts
+	var err error
+	if fs.CJK, err = loadTTF(cjk, DefaultFont, "fonts-droid-fallback", "report.font"); err != nil {
+		return fs, err
+	}
+	if fs.Latin, err = loadTTF(latin, DefaultLatinFont, "fonts-dejavu-core", "report.latin_font"); err != nil {
+		return fs, err
+	}
+	return fs, nil
+}
+
+func loadTTF(path, def, pkg, key string) ([]byte, error) {
 	if path == "" {
-		path = DefaultFont
+		path = def
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read %s (install fonts-droid-fallback, or set report.font to a .ttf that covers Chinese): %w", ErrNoFont, path, err)
+		return nil, fmt.Errorf("%w: read %s (install %s, or set %s to a .ttf file): %w", ErrNoFont, path, pkg, key, err)
 	}
 	if len(b) < 12 || !(string(b[:4]) == "\x00\x01\x00\x00" || string(b[:4]) == "true") {
 		return nil, fmt.Errorf("%w: %s is not a TrueType font (.ttf); font collections (.ttc) cannot be embedded", ErrNoFont, path)
@@ -36,19 +57,102 @@ func LoadFont(path string) ([]byte, error) {
 	return b, nil
 }
 
-const fontFamily = "cjk"
+const (
+	fontFamily = "cjk"
+	latinFont  = "latin"
+)
+
+// cjkRune reports whether r is set in the CJK font: the CJK blocks from U+2E80 on (ideographs,
+// CJK punctuation such as 、。〔〕, full-width forms).
+func cjkRune(r rune) bool { return r >= 0x2E80 }
+
+// runs splits s into runs of one font each.
+func runs(s string) []struct {
+	cjk  bool
+	text string
+} {
+	var out []struct {
+		cjk  bool
+		text string
+	}
+	for _, r := range s {
+		c := cjkRune(r)
+		if n := len(out); n > 0 && out[n-1].cjk == c {
+			out[n-1].text += string(r)
+			continue
+		}
+		out = append(out, struct {
+			cjk  bool
+			text string
+		}{c, string(r)})
+	}
+	return out
+}
 
 type pdfWriter struct {
 	f    *fpdf.Fpdf
 	lang string
 	p    *Pack
+	size float64
+}
+
+// setSize sets the font size both fonts are used at.
+func (pw *pdfWriter) setSize(size float64) {
+	pw.size = size
+	pw.f.SetFont(latinFont, "", size)
+}
+
+// width is the width of s in mixed fonts.
+func (pw *pdfWriter) width(s string) float64 {
+	w := 0.0
+	for _, r := range runs(s) {
+		if r.cjk {
+			pw.f.SetFont(fontFamily, "", pw.size)
+		} else {
+			pw.f.SetFont(latinFont, "", pw.size)
+		}
+		w += pw.f.GetStringWidth(r.text)
+	}
+	return w
+}
+
+// cell writes s in the box (x, y, w, h), vertically centred, aligned "L", "C" or "R", each run
+// in its font.
+func (pw *pdfWriter) cell(x, y, w, h float64, s, align string) {
+	tw := pw.width(s)
+	switch align {
+	case "C":
+		x += (w - tw) / 2
+	case "R":
+		x += w - tw - 0.8
+	default:
+		x += 0.8
+	}
+	base := y + h/2 + pw.size*0.3528*0.35
+	for _, r := range runs(s) {
+		if r.cjk {
+			pw.f.SetFont(fontFamily, "", pw.size)
+		} else {
+			pw.f.SetFont(latinFont, "", pw.size)
+		}
+		pw.f.Text(x, base, r.text)
+		x += pw.f.GetStringWidth(r.text)
+	}
+}
+
+// line writes s on its own line at the cursor and moves below it.
+func (pw *pdfWriter) line(s string, h float64) {
+	x, y := pw.f.GetXY()
+	pw.cell(x, y, 0, h, s, "L")
+	pw.f.SetXY(12, y+h)
 }
 
 // WritePDF renders the pack as PDF in lang, with the TrueType font given.
-func (p *Pack) WritePDF(w io.Writer, lang string, font []byte) error {
+func (p *Pack) WritePDF(w io.Writer, lang string, fonts Fonts) error {
 	f := fpdf.New("P", "mm", "A4", "")
 	f.SetCompression(true)
-	f.AddUTF8FontFromBytes(fontFamily, "", font)
+	f.AddUTF8FontFromBytes(fontFamily, "", fonts.CJK)
+	f.AddUTF8FontFromBytes(latinFont, "", fonts.Latin)
 	f.SetCreationDate(p.Generated)
 	f.SetModificationDate(p.Generated)
 	f.SetTitle(T(lang, "title")+" "+p.Site.Name+" "+p.Period.Label, true)
@@ -58,11 +162,10 @@ func (p *Pack) WritePDF(w io.Writer, lang string, font []byte) error {
 	f.SetAutoPageBreak(false, 12)
 	pw := &pdfWriter{f: f, lang: lang, p: p}
 	f.SetFooterFunc(func() {
-		f.SetFont(fontFamily, "", 7)
+		pw.setSize(7)
 		f.SetTextColor(110, 110, 110)
-		_, h := f.GetPageSize()
-		f.SetXY(12, h-9)
-		f.CellFormat(0, 4, fmt.Sprintf("%s · %s · %s · "+T(lang, "page"), p.Site.ID, p.Period.Label, p.Generated.Format(time.DateTime), f.PageNo()), "", 0, "C", false, 0, "")
+		w, h := f.GetPageSize()
+		pw.cell(12, h-9, w-24, 4, fmt.Sprintf("%s · %s · %s · "+T(lang, "page"), p.Site.ID, p.Period.Label, p.Generated.Format(time.DateTime), f.PageNo()), "C")
 		f.SetTextColor(0, 0, 0)
 	})
 	tables := p.Tables(lang)
@@ -94,20 +197,18 @@ func (pw *pdfWriter) page(orient string) {
 }
 
 func (pw *pdfWriter) heading(text string, size float64) {
-	f := pw.f
-	f.SetFont(fontFamily, "", size)
-	f.CellFormat(0, size*0.55, text, "", 1, "L", false, 0, "")
-	f.Ln(1.5)
+	pw.setSize(size)
+	pw.line(text, size*0.55)
+	pw.f.Ln(1.5)
 }
 
 func (pw *pdfWriter) para(text string, size float64) {
-	f := pw.f
-	f.SetFont(fontFamily, "", size)
-	w, _ := f.GetPageSize()
+	pw.setSize(size)
+	w, _ := pw.f.GetPageSize()
 	for _, l := range pw.wrap(text, w-24) {
-		f.CellFormat(0, size*0.5, l, "", 1, "L", false, 0, "")
+		pw.line(l, size*0.5)
 	}
-	f.Ln(1)
+	pw.f.Ln(1)
 }
 
 // wrap splits text into lines no wider than w at the current font, at spaces when it can and
@@ -121,7 +222,7 @@ func (pw *pdfWriter) wrap(text string, w float64) []string {
 			if rs[i] == ' ' {
 				lastSpace = i
 			}
-			if pw.f.GetStringWidth(string(rs[start:i+1])) > w-1 && i > start {
+			if pw.width(string(rs[start:i+1])) > w-1.6 && i > start {
 				cut := i
 				if lastSpace > start {
 					cut = lastSpace
@@ -166,7 +267,7 @@ func (pw *pdfWriter) table(t Table) {
 	}
 	lh := size * 0.48
 	drawRow := func(cells []string, fill bool) {
-		f.SetFont(fontFamily, "", size)
+		pw.setSize(size)
 		lines := make([][]string, len(cells))
 		n := 1
 		for i, c := range cells {
@@ -196,8 +297,7 @@ func (pw *pdfWriter) table(t Table) {
 				f.Rect(x, y, ws[i], h, "D")
 			}
 			for j, l := range lines[i] {
-				f.SetXY(x, y+0.6+float64(j)*lh)
-				f.CellFormat(ws[i], lh, l, "", 0, "L", false, 0, "")
+				pw.cell(x, y+0.6+float64(j)*lh, ws[i], lh, l, "L")
 			}
 			x += ws[i]
 		}
@@ -214,22 +314,21 @@ func (pw *pdfWriter) table(t Table) {
 		drawRow(cells, false)
 	}
 	if len(t.Rows) == 0 {
-		f.SetFont(fontFamily, "", size)
-		f.CellFormat(0, lh+1, T(pw.lang, "none"), "", 1, "L", false, 0, "")
+		pw.setSize(size)
+		pw.line(T(pw.lang, "none"), lh+1)
 	}
 	f.Ln(3)
 }
 
 func (pw *pdfWriter) headRow(head []string, ws []float64, size, lh float64) {
 	f := pw.f
-	f.SetFont(fontFamily, "", size)
+	pw.setSize(size)
 	x, y := 12.0, f.GetY()
 	h := lh + 1.2
 	for i, c := range head {
 		f.SetFillColor(225, 235, 245)
 		f.Rect(x, y, ws[i], h, "FD")
-		f.SetXY(x, y+0.6)
-		f.CellFormat(ws[i], lh, c, "", 0, "L", false, 0, "")
+		pw.cell(x, y+0.6, ws[i], lh, c, "L")
 		x += ws[i]
 	}
 	f.SetXY(12, y+h)
@@ -300,7 +399,7 @@ func (pw *pdfWriter) diagram() {
 		}
 		f.SetDrawColor(40, 90, 160)
 		f.SetFillColor(40, 90, 160)
-		f.SetFont(fontFamily, "", font*0.85)
+		pw.setSize(font * 0.85)
 		label := fl.ID + " " + Vol(fl.Volume)
 		if fl.Derived {
 			label += "*"
@@ -310,8 +409,7 @@ func (pw *pdfWriter) diagram() {
 			x0, x1, y := a.x+a.w*0.3, a.x+a.w*0.7, a.y
 			f.Curve(x0, y, (x0+x1)/2, y-a.h*0.9, x1, y, "D")
 			arrowHead(f, x1, y, x1+0.5, y+1)
-			f.SetXY(a.x, y-a.h*0.55-font*0.4)
-			f.CellFormat(a.w, font*0.4, label, "", 0, "C", false, 0, "")
+			pw.cell(a.x, y-a.h*0.55-font*0.4, a.w, font*0.4, label, "C")
 			continue
 		}
 		x0, y0 := a.x+a.w, a.y+a.h/2
@@ -323,10 +421,10 @@ func (pw *pdfWriter) diagram() {
 		arrowHead(f, x1, y1, x0, y0)
 		mx, my := x0+(x1-x0)*0.45, y0+(y1-y0)*0.45
 		f.SetTextColor(20, 60, 130)
-		lw := f.GetStringWidth(label) + 1
+		lw := pw.width(label) + 1.6
 		f.SetFillColor(255, 255, 255)
-		f.SetXY(mx-lw/2, my-font*0.25)
-		f.CellFormat(lw, font*0.45, label, "", 0, "C", true, 0, "")
+		f.Rect(mx-lw/2, my-font*0.25, lw, font*0.45, "F")
+		pw.cell(mx-lw/2, my-font*0.25, lw, font*0.45, label, "C")
 		f.SetTextColor(0, 0, 0)
 	}
 	f.SetDrawColor(0, 0, 0)
@@ -348,18 +446,17 @@ func (pw *pdfWriter) diagram() {
 		if n.Name != "" {
 			name = n.Name
 		}
-		f.SetFont(fontFamily, "", font)
-		f.SetXY(q.x, q.y+q.h*0.1)
-		f.CellFormat(q.w, q.h*0.4, name, "", 0, "C", false, 0, "")
-		f.SetFont(fontFamily, "", font*0.85)
-		f.SetXY(q.x, q.y+q.h*0.5)
-		if n.Type == "unit" {
-			f.CellFormat(q.w, q.h*0.4, "Δ "+Vol(n.Residual), "", 0, "C", false, 0, "")
-		} else if n.Type == "source" {
-			f.CellFormat(q.w, q.h*0.4, Vol(n.Out), "", 0, "C", false, 0, "")
-		} else {
-			f.CellFormat(q.w, q.h*0.4, Vol(n.In), "", 0, "C", false, 0, "")
+		pw.setSize(font)
+		pw.cell(q.x, q.y+q.h*0.1, q.w, q.h*0.4, name, "C")
+		pw.setSize(font * 0.85)
+		v := Vol(n.In)
+		switch n.Type {
+		case "unit":
+			v = "Δ " + Vol(n.Residual)
+		case "source":
+			v = Vol(n.Out)
 		}
+		pw.cell(q.x, q.y+q.h*0.5, q.w, q.h*0.4, v, "C")
 	}
 }
 

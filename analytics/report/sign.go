@@ -47,12 +47,12 @@ type FileHash struct {
 
 // Manifest lists what a pack holds and what it was made from; its signature seals the pack.
 type Manifest struct {
-	Format    string    `json:"format"`
-	Version   string    `json:"aqualoop_version"`
-	Site      string    `json:"site"`
-	Period    Period    `json:"period"`
-	Lang      string    `json:"lang"`
-	Generated time.Time `json:"generated"`
+	Format    string     `json:"format"`
+	Version   string     `json:"aqualoop_version"`
+	Site      string     `json:"site"`
+	Period    Period     `json:"period"`
+	Lang      string     `json:"lang"`
+	Generated time.Time  `json:"generated"`
 	Files     []FileHash `json:"files"`
 	// SiteModel is the site model file the figures were computed on (its copy is site.yaml).
 	SiteModel FileHash `json:"site_model"`
@@ -90,7 +90,7 @@ type SiteFile struct {
 // WriteZip renders every format, hashes each file, and writes the pack: the files, site.yaml
 // (a copy of the site model), manifest.json and manifest.sig (the Ed25519 signature of
 // manifest.json, base64).
-func (p *Pack) WriteZip(w io.Writer, lang string, font []byte, site SiteFile, key ed25519.PrivateKey) error {
+func (p *Pack) WriteZip(w io.Writer, lang string, font Fonts, site SiteFile, key ed25519.PrivateKey) error {
 	type file struct {
 		name string
 		data []byte

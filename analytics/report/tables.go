@@ -311,7 +311,7 @@ func (p *Pack) Tables(lang string) []Table {
 
 	reg := Table{ID: "register", Title: L("register"), Head: []string{L("meter"), L("name"), L("level"), L("dn"), L("class"), L("mtype"), L("location"), L("flow"),
 		L("verified_on"), L("certificate"), L("next_due"), L("status"), L("unverified_days"), L("unverified")},
-		Widths: []float64{1, 1.3, 0.5, 0.6, 0.6, 1, 1.1, 1.1, 1.1, 1.1, 1.1, 0.9, 0.7, 1.6}}
+		Widths: []float64{0.8, 1.3, 0.5, 0.6, 0.7, 1.3, 1.1, 1.1, 1.3, 1.3, 1.3, 1.1, 0.8, 1.8}}
 	for _, m := range p.Meters {
 		reg.Rows = append(reg.Rows, []Cell{txt(m.ID), txt(m.Name), count(m.Level), count(m.DN), count(m.Class), txt(m.Type), txt(m.Location), txt(m.Flow),
 			txt(m.VerifiedOn), txt(m.Certificate), txt(p.day(m.NextDue)), txt(m.Status), count(m.UnverifiedDays), txt(strings.Join(m.Unverified, ", "))})

@@ -44,7 +44,9 @@ type Verification struct {
 // OK reports whether nothing was found wrong.
 func (v *Verification) OK() bool { return len(v.Problems) == 0 }
 
-func (v *Verification) fail(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
+func (v *Verification) fail(format string, args ...any) {
+	v.Problems = append(v.Problems, fmt.Sprintf(format, args...))
+}
 
 // Verify checks a pack read from r (size bytes).
 func Verify(ctx context.Context, r io.ReaderAt, size int64, o VerifyOptions) (*Verification, error) {
