@@ -23,6 +23,8 @@ type platformConfig struct {
 	// InputsFile is a CSV of production inputs (product, output value, steam per site and
 	// period) stored at start; relative to this file. Columns: engine.InputColumns.
 	InputsFile string `yaml:"inputs_file"`
+	// Report holds the fonts and signing keys of evidence packs.
+	Report reportConfig `yaml:"report"`
 
 	dir string
 }

@@ -19,6 +19,9 @@ commands:
   demo      [--listen ADDR]    run simulator, edge, embedded broker and platform in one process
   simulate  --config FILE      run the plant simulator (Modbus TCP, OPC UA, ground truth API)
   check     --config FILE...   validate config files and print every problem with file and line
+  report    --site S --period P --format pdf|xlsx|csv|zip --out F   evidence pack (report key: public key)
+  verify    PACK.zip [--pubkey F] [--store CONFIG]                  check a pack's signature, hashes and data
+  register  --site S list|cert|swap                                 meter register: certificates, replacements
 `
 
 func main() {
@@ -47,6 +50,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdSimulate(ctx, args[1:], stdout, logger)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(ctx, args[1:], stdout, logger)
+	case "verify":
+		err = cmdVerify(ctx, args[1:], stdout, logger)
+	case "register":
+		err = cmdRegister(ctx, args[1:], stdout, logger)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -19,6 +19,7 @@ import (
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/analytics/register"
 	"github.com/aqualoop/aqualoop/analytics/store"
 )
 
@@ -104,8 +105,22 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	for _, s := range sites {
 		specs = append(specs, ledger.SpecsOf(s)...)
 	}
-	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)))
+	stateDB, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer stateDB.Close()
+	meterReg, err := register.Open(ctx, stateDB, nil)
+	if err != nil {
+		return err
+	}
+	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)),
+		ledger.WithReplacements(meterReg.Lookup))
 	eng := engine.New(sites, st)
+	maker, err := newMaker(cfg, sites, eng, st, meterReg, o.Now, o.Logger.With("component", "report"))
+	if err != nil {
+		return err
+	}
 	if cfg.InputsFile != "" {
 		n, err := engine.LoadInputs(ctx, cfg.path(cfg.InputsFile), sites, st)
 		if err != nil {
@@ -150,6 +165,18 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 			}, true
 		},
 	}))
+	regAPI := register.Handler(register.Options{Sites: sites, Register: meterReg, Who: registerWho, Now: o.Now,
+		Logger: o.Logger.With("component", "register"),
+		OnReplacement: func(ctx context.Context, x register.Replacement) error {
+			bs, err := led.Recompute(ctx, x.Site, x.Meter, x.Time)
+			if err != nil {
+				return err
+			}
+			return st.WriteBuckets(ctx, bs)
+		}})
+	mux.Handle("/api/v1/sites/{site}/register", regAPI)
+	mux.Handle("/api/v1/sites/{site}/register/", regAPI)
+	mux.Handle("GET /api/v1/sites/{site}/reports/", maker.Handler())
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
