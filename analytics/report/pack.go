@@ -99,11 +99,13 @@ func ParsePeriod(s string, loc *time.Location, now time.Time) (Period, error) {
 	return p, nil
 }
 
-// Engine is what a pack is computed with: the same functions the API answers with.
+// Engine is what a pack is computed with: the same functions the API answers with. The
+// period's site, balance and unit figures are computed from one Read with the engine's pure
+// functions (Compute, ComputeBalance, ComputeUnit), exactly as Engine.Indicators, Balance and
+// UnitIndicators do, so a site with hundreds of units reads its ledger once.
 type Engine interface {
+	Read(ctx context.Context, s *analytics.Site, from, to time.Time) (engine.Data, error)
 	Indicators(ctx context.Context, site string, from, to time.Time) (engine.Indicators, error)
-	UnitIndicators(ctx context.Context, site, unit string, from, to time.Time) (engine.Indicators, error)
-	Balance(ctx context.Context, site string, from, to time.Time) (engine.Balance, error)
 	Plans(ctx context.Context, site string, at time.Time) ([]engine.PlanStatus, error)
 }
 
@@ -280,11 +282,12 @@ func Build(ctx context.Context, s *analytics.Site, period Period, o Options) (*P
 		Benchmark: s.Indicators.Benchmark,
 		site:      s,
 	}
-	from, to := period.From, period.To
-	ind, err := o.Engine.Indicators(ctx, s.ID, from, to)
+	from, to := engine.Align(period.From, period.To)
+	d, err := o.Engine.Read(ctx, s, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("compute indicators of %s: %w", s.ID, err)
 	}
+	ind := engine.Compute(s, d, from, to)
 	any := false
 	for _, f := range ind.Flows {
 		if f.Meter != "" && f.Coverage > 0 {
@@ -295,17 +298,12 @@ func Build(ctx context.Context, s *analytics.Site, period Period, o Options) (*P
 		return nil, fmt.Errorf("%w: site %s has no ledger data from %s to %s", ErrNoData, s.ID, from.Format(time.DateTime), to.Format(time.DateTime))
 	}
 	p.Indicators, p.Declared = ind, ind.Declared
-	if p.Balance, err = o.Engine.Balance(ctx, s.ID, from, to); err != nil {
-		return nil, fmt.Errorf("compute balance of %s: %w", s.ID, err)
-	}
+	p.Balance = engine.ComputeBalance(s, d.Totals, from, to)
 	for _, n := range s.Nodes {
 		if n.Type != analytics.Unit {
 			continue
 		}
-		u, err := o.Engine.UnitIndicators(ctx, s.ID, n.ID, from, to)
-		if err != nil {
-			return nil, fmt.Errorf("compute indicators of unit %s: %w", n.ID, err)
-		}
+		u, _ := engine.ComputeUnit(s, n.ID, d, from, to)
 		p.Units = append(p.Units, u)
 	}
 	p.sources(s)
