@@ -133,7 +133,8 @@ func benchFixture(b *testing.B, name string, from, to time.Time, step time.Durat
 
 // BenchmarkAnnualPack builds the signed annual pack (PDF, XLSX with the hourly sheet, CSV, zip)
 // of a 500-meter site from a store holding one bucket per meter and hour for 2026 (4.38 million
-// buckets), and a monthly pack from a store holding a month of 1-minute buckets (21.6 million).
+// buckets; a year of 1-minute buckets, 263 million, is beyond a test fixture: see
+// docs/performance.md for how the cost scales).
 // Run: go test -run '^$' -bench AnnualPack -benchtime 3x ./analytics/report
 func BenchmarkAnnualPack(b *testing.B) {
 	fonts, err := report.LoadFonts("", "")
@@ -175,9 +176,5 @@ func BenchmarkAnnualPack(b *testing.B) {
 	b.Run("year-hourly-buckets", func(b *testing.B) {
 		st, s := benchFixture(b, "year-hourly", time.Date(2026, 1, 1, 0, 0, 0, 0, loc), time.Date(2027, 1, 1, 0, 0, 0, 0, loc), time.Hour)
 		run(b, st, s, "2026")
-	})
-	b.Run("month-minute-buckets", func(b *testing.B) {
-		st, s := benchFixture(b, "month-minute", time.Date(2026, 3, 1, 0, 0, 0, 0, loc), time.Date(2026, 4, 1, 0, 0, 0, 0, loc), time.Minute)
-		run(b, st, s, "2026-03")
 	})
 }
