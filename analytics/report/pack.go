@@ -288,13 +288,13 @@ func Build(ctx context.Context, s *analytics.Site, period Period, o Options) (*P
 		return nil, fmt.Errorf("compute indicators of %s: %w", s.ID, err)
 	}
 	ind := engine.Compute(s, d, from, to)
-	any := false
+	hasData := false
 	for _, f := range ind.Flows {
 		if f.Meter != "" && f.Coverage > 0 {
-			any = true
+			hasData = true
 		}
 	}
-	if !any {
+	if !hasData {
 		return nil, fmt.Errorf("%w: site %s has no ledger data from %s to %s", ErrNoData, s.ID, from.Format(time.DateTime), to.Format(time.DateTime))
 	}
 	p.Indicators, p.Declared = ind, ind.Declared
