@@ -32,6 +32,8 @@ type platformConfig struct {
 	DataDir string `yaml:"data_dir"`
 	// Alerting is the rules files and resend interval (cmd/aqualoop/alerting.go).
 	Alerting alertingConfig `yaml:"alerting"`
+	// Report holds the fonts and signing keys of evidence packs.
+	Report reportConfig `yaml:"report"`
 
 	dir string
 }
@@ -172,12 +174,15 @@ func defaultDataDir() string {
 	return filepath.Join(os.TempDir(), "aqualoop")
 }
 
-// prepareDataDir applies the data folder given on the command line, resolves the folder the
-// file gives against the file's own folder, and creates it.
+// prepareDataDir settles the data folder: the command line's, else $AQUALOOP_DATA_DIR, else
+// the file's data_dir (relative to the file), else the default; and creates it.
 func (c *platformConfig) prepareDataDir(flagDir string) error {
 	switch {
 	case flagDir != "":
 		c.DataDir = flagDir
+	case os.Getenv("AQUALOOP_DATA_DIR") != "":
+		// Commands other than serve (report, register, token) find serve's folder this way.
+		c.DataDir = os.Getenv("AQUALOOP_DATA_DIR")
 	case c.DataDir == "":
 		c.DataDir = defaultDataDir()
 	default:

@@ -23,6 +23,7 @@ import (
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/analytics/register"
 	"github.com/aqualoop/aqualoop/analytics/store"
 )
 
@@ -139,8 +140,22 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	for _, s := range sites {
 		specs = append(specs, ledger.SpecsOf(s)...)
 	}
-	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)))
+	state, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	meterReg, err := register.Open(ctx, state, nil)
+	if err != nil {
+		return err
+	}
+	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)),
+		ledger.WithReplacements(meterReg.Lookup))
 	eng := engine.New(sites, st)
+	maker, err := newMaker(cfg, sites, eng, st, meterReg, o.Now, o.Logger.With("component", "report"))
+	if err != nil {
+		return err
+	}
 	if cfg.InputsFile != "" {
 		n, err := engine.LoadInputs(ctx, cfg.path(cfg.InputsFile), sites, st)
 		if err != nil {
@@ -149,11 +164,6 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
 	hl := newHealth(time.Now)
-	state, err := openState(cfg)
-	if err != nil {
-		return err
-	}
-	defer state.Close()
 	if o.Notify == nil && cfg.Alerting.notifying() {
 		disp, send, closeMQTT, err := newNotifier(ctx, cfg, state, reg, o.Logger.With("component", "notify"))
 		if err != nil {
@@ -236,6 +246,22 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	for _, p := range []string{"/api/v1/alerts", "/api/v1/alerts/", "/api/v1/silences", "/api/v1/silences/", "/api/v1/rules"} {
 		mux.Handle(p, ah)
 	}
+	regAPI := register.Handler(register.Options{Sites: sites, Register: meterReg, Who: registerWho, Now: o.Now,
+		Logger: o.Logger.With("component", "register"),
+		OnReplacement: func(ctx context.Context, x register.Replacement) error {
+			bs, err := led.Recompute(ctx, x.Site, x.Meter, x.Time)
+			if err != nil {
+				return err
+			}
+			if err := st.WriteBuckets(ctx, bs); err != nil {
+				return err
+			}
+			eval.Notify(bs) // the figures of the swap's periods are evaluated again
+			return nil
+		}})
+	mux.Handle("/api/v1/sites/{site}/register", regAPI)
+	mux.Handle("/api/v1/sites/{site}/register/", regAPI)
+	mux.Handle("GET /api/v1/sites/{site}/reports/", maker.Handler())
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
