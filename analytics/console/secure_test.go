@@ -38,6 +38,8 @@ rules:
     kind: daily_intake
     threshold: 1
     for: 0s
+    summary: "Intake today {{value}} m³ is over the test's limit of 1 m³"
+    summary_zh: "今日取水量 {{value}} m³，超过测试限值 1 m³"
 `
 
 func newSecurity(t *testing.T, sites []*analytics.Site) *security {
