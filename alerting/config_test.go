@@ -30,7 +30,7 @@ func TestRulesFilesNameFileLineAndKey(t *testing.T) {
 			`bad-rules.yaml:14: rules[3].node: unknown node "ws9"`,
 			`bad-rules.yaml:16: silences[0].matchers[1]: matcher "meter~\"M01\"" is not name="value"`,
 		}},
-		{"testdata/unknown-key.yaml", []string{`unknown-key.yaml:4: intervalz: unknown key`}},
+		{"testdata/unknown-key.yaml", []string{`unknown-key.yaml:4: rules[0].intervalz: unknown key (did you mean "intervals"?)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
