@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -279,6 +280,22 @@ func TestConsoleSignInAndAlerts(t *testing.T) {
 	}
 	if p.getJSON("/api/v1/silences", &sils); len(sils.Silences) != 1 {
 		t.Errorf("%d silences after the refused write, want 1", len(sils.Silences))
+	}
+	// The audit log holds the page's writes as the session of the token's owner, the refused one too.
+	entries, err := p.sec.store.Audit(context.Background(), 100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.Who == tokenName && e.Via == "session" {
+			seen[fmt.Sprintf("%s %s %d", e.Method, e.Path, e.Status)] = true
+		}
+	}
+	for _, w := range []string{"POST /api/v1/alerts/" + fired.ID + "/ack 200", "POST /api/v1/silences 201", "POST /api/v1/silences 403"} {
+		if !seen[w] {
+			t.Errorf("the audit log lacks %q from the session: %v", w, seen)
+		}
 	}
 	if errs := b.takeErrors(); len(errs) > 0 {
 		t.Errorf("browser errors: %s", strings.Join(errs, "; "))
