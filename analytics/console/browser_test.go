@@ -60,8 +60,9 @@ type platform struct {
 	st    *store.SQLite
 	addr  string
 
-	// wrap, when set, puts routes and middleware around the platform's handler.
-	wrap func(http.Handler) http.Handler
+	// sec, when set, puts the real auth guard in front of everything and mounts the real
+	// alerting API, as cmd/aqualoop serve does.
+	sec *security
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -70,7 +71,7 @@ type platform struct {
 	done   chan struct{}
 }
 
-func newPlatform(t *testing.T, wrap func(http.Handler) http.Handler) *platform {
+func newPlatform(t *testing.T, secure bool) *platform {
 	t.Helper()
 	cfg, err := sim.LoadConfig("../../configs/demo/plant.yaml")
 	if err != nil {
@@ -95,7 +96,10 @@ func newPlatform(t *testing.T, wrap func(http.Handler) http.Handler) *platform {
 		t.Fatal(err)
 	}
 	east.ID, east.Name = "east", "East Dyeing Works"
-	p := &platform{t: t, site: site, east: east, plant: plant, st: st, wrap: wrap}
+	p := &platform{t: t, site: site, east: east, plant: plant, st: st}
+	if secure {
+		p.sec = newSecurity(t, []*analytics.Site{site, east})
+	}
 	ctx := context.Background()
 	// An hour of buckets per write keeps the transactions small.
 	for h := monthStart; h.Before(dataEnd); h = h.Add(time.Hour) {
@@ -171,7 +175,12 @@ func (p *platform) start(ln net.Listener) {
 	sites := []*analytics.Site{p.site, p.east}
 	eng := engine.New(sites, p.st)
 	hub := console.NewHub(console.HubOptions{})
-	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{Now: now, Debounce: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond, Sink: hub.Sink()})
+	sink := hub.Sink()
+	if p.sec != nil {
+		toHub := sink
+		sink = func(ctx context.Context, s engine.Snapshot) { toHub(ctx, s); p.sec.alerts.Sink(ctx, s) }
+	}
+	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{Now: now, Debounce: 100 * time.Millisecond, MaxDelay: 500 * time.Millisecond, Sink: sink})
 	mux := http.NewServeMux()
 	mux.Handle("/", api.Handler(api.Options{Sites: sites, Engine: eng, Snapshots: eval, Inputs: p.st, Readings: p.st, Now: now}))
 	page := console.Handler()
@@ -180,8 +189,8 @@ func (p *platform) start(ln net.Listener) {
 	mux.Handle("/ui/", page)
 	mux.Handle("GET /api/v1/events", hub)
 	var h http.Handler = mux
-	if p.wrap != nil {
-		h = p.wrap(mux)
+	if p.sec != nil {
+		h = p.sec.guard(p.t, mux)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -239,7 +248,14 @@ func (p *platform) url(path string) string { return "http://" + p.addr + path }
 
 func (p *platform) getJSON(path string, v any) {
 	p.t.Helper()
-	res, err := http.Get(p.url(path))
+	req, err := http.NewRequest(http.MethodGet, p.url(path), nil)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if p.sec != nil {
+		req.Header.Set("Authorization", "Bearer "+p.sec.token)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -368,7 +384,7 @@ func setLang(t *testing.T, b *browser, lang string) {
 }
 
 func TestConsole(t *testing.T) {
-	p := newPlatform(t, nil)
+	p := newPlatform(t, false)
 	b := newBrowser(t)
 	// English first, whatever the site's zone, so the test reads one language; the language
 	// test below clears it.

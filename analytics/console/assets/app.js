@@ -86,7 +86,9 @@
     }
     let body = null;
     try { body = await res.json(); } catch (e) { body = null; }
-    if (!res.ok) throw new HTTPError(res.status, (body && body.error) || res.statusText);
+    // Errors are {"error": {"code", "message", "field"}} (analytics/api/problem, alerting).
+    const e = body && body.error;
+    if (!res.ok) throw new HTTPError(res.status, (e && (e.message || (typeof e === "string" ? e : ""))) || res.statusText);
     return body;
   }
   function showLogin() { document.getElementById("login").hidden = false; setTimeout(() => document.getElementById("login-token").focus(), 0); }
@@ -94,14 +96,31 @@
     const err = document.getElementById("login-err");
     err.hidden = true;
     try {
-      await api("/api/v1/session", { method: "POST", body: { token: token }, noLogin: true });
+      const who = await api("/api/v1/session", { method: "POST", body: { token: token }, noLogin: true });
       document.getElementById("login").hidden = true;
+      showUser(Object.assign({ via: "session" }, who));
       return true;
     } catch (e) {
       err.textContent = t("login.failed");
       err.hidden = false;
       return false;
     }
+  }
+
+  // whoami shows who is signed in and the sign-out button, which only a browser session has
+  // (a bearer token, a proxy's user or an open platform has nothing to end).
+  async function whoami() {
+    try { showUser(await api("/api/v1/session", { noLogin: true })); } catch (e) { showUser(null); }
+  }
+  function showUser(who) {
+    const b = $("#logout");
+    b.hidden = !(who && who.via === "session");
+    b.title = who && who.name ? who.name + " (" + who.role + ")" : "";
+  }
+  async function logout() {
+    try { await api("/api/v1/session", { method: "DELETE", noLogin: true }); } catch (e) { /* the cookies go with the reload either way */ }
+    if (S.es) { S.es.close(); S.es = null; }
+    location.reload(); // forget what was shown; the reload asks for a token again
   }
 
   // ---------- small helpers ----------
@@ -681,11 +700,30 @@
   function dialog(html, onOK) {
     const ov = document.createElement("div");
     ov.className = "overlay";
-    ov.innerHTML = '<form class="card dialog">' + html + '<div class="bar"><button class="btn">' + esc(t("common.ok")) + '</button><button type="button" class="btn light" data-cancel>' + esc(t("alerts.cancel")) + "</button></div></form>";
+    ov.innerHTML = '<form class="card dialog">' + html + '<p class="err" hidden></p><div class="bar"><button class="btn">' + esc(t("common.ok")) + '</button><button type="button" class="btn light" data-cancel>' + esc(t("alerts.cancel")) + "</button></div></form>";
     document.body.appendChild(ov);
     const f = ov.querySelector("form");
     ov.querySelector("[data-cancel]").addEventListener("click", () => ov.remove());
-    f.addEventListener("submit", async (e) => { e.preventDefault(); await onOK(f); ov.remove(); });
+    f.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await onOK(f);
+        ov.remove();
+      } catch (err) {
+        if (err.status === 401) { ov.remove(); return; }
+        const p = f.querySelector(".err");
+        p.textContent = t("alerts.failed", { msg: err.message });
+        p.hidden = false;
+      }
+    });
+  }
+  // silenceMatchers select this one alert: every label it carries (alertname, site, family and
+  // what it is about: meter, edge, node, plan, period...) but severity, which an escalation from
+  // warning to critical changes, as alerting leaves it out of the alert's identity.
+  function silenceMatchers(a) {
+    const ls = Object.assign({}, a.labels || {}, { alertname: a.name || a.rule, site: a.site });
+    delete ls.severity;
+    return Object.keys(ls).sort().map((k) => ({ name: k, op: "=", value: ls[k] }));
   }
   PAGE.alerts = async function (main, id) {
     const alerts = await fetchAlerts(S.site);
@@ -697,7 +735,7 @@
     h += '<section class="card"><div class="scroll"><table><thead><tr><th>' + esc(t("alerts.severity")) + "</th><th>" + esc(t("common.name")) + "</th><th>" + esc(t("alerts.summary")) + "</th><th>" + esc(t("alerts.since")) + "</th><th>" + esc(t("alerts.state")) + "</th><th></th></tr></thead><tbody>";
     for (const a of active) {
       const sev = a.severity === "critical" ? "bad" : a.severity === "warning" ? "warn" : "";
-      h += '<tr data-alert="' + esc(a.id) + '"><td><span class="pill ' + sev + '">' + esc(t("sev." + a.severity)) + "</span></td><td>" + esc(a.name || a.rule) + "</td><td>" + esc(S.lang === "zh-CN" && a.summary_zh ? a.summary_zh : a.summary) + "</td><td>" + esc(a.starts_at ? F.time(a.starts_at) : "") + "</td><td>" + esc(t("state." + a.state)) + (a.acknowledged_by ? '<div class="muted">' + esc(t("alerts.acked", { who: a.acknowledged_by })) + "</div>" : "") + (a.silenced ? ' <span class="pill">' + esc(t("alerts.silenced")) + "</span>" : "") + '</td><td><button class="btn small" data-ack="' + esc(a.id) + '"' + (a.acknowledged_by ? " disabled" : "") + ">" + esc(t("alerts.ack")) + '</button> <button class="btn small light" data-silence="' + esc(a.id) + '">' + esc(t("alerts.silence")) + "</button></td></tr>";
+      h += '<tr data-alert="' + esc(a.id) + '"><td><span class="pill ' + sev + '">' + esc(t("sev." + a.severity)) + "</span></td><td>" + esc(a.name || a.rule) + "</td><td>" + esc(S.lang === "zh-CN" && a.summary_zh ? a.summary_zh : a.summary) + "</td><td>" + esc(a.starts_at || a.active_at ? F.time(a.starts_at || a.active_at) : "") + "</td><td>" + esc(t("state." + a.state)) + (a.acknowledged_by ? '<div class="muted">' + esc(t("alerts.acked", { who: a.acknowledged_by })) + "</div>" : "") + (a.silenced ? ' <span class="pill">' + esc(t("alerts.silenced")) + "</span>" : "") + '</td><td><button class="btn small" data-ack="' + esc(a.id) + '"' + (a.acknowledged_by || a.state !== "firing" ? " disabled" : "") + ">" + esc(t("alerts.ack")) + '</button> <button class="btn small light" data-silence="' + esc(a.id) + '">' + esc(t("alerts.silence")) + "</button></td></tr>";
     }
     main.innerHTML = h + "</tbody></table></div></section>";
     main.querySelectorAll("[data-ack]").forEach((b) => b.addEventListener("click", () => dialog("<h2>" + esc(t("alerts.ack")) + "</h2><label>" + esc(t("alerts.comment")) + '<textarea name="comment" rows="3"></textarea></label>', async (f) => {
@@ -709,7 +747,7 @@
       dialog("<h2>" + esc(t("alerts.silence")) + "</h2><label>" + esc(t("alerts.silence.for")) + '<select name="hours">' + [1, 4, 24, 72].map((n) => '<option value="' + n + '">' + esc(t("alerts.silence.h", { n: n })) + "</option>").join("") + "</select></label><label>" + esc(t("alerts.comment")) + '<textarea name="comment" rows="3"></textarea></label>', async (f) => {
         const start = new Date();
         await api("/api/v1/silences", { method: "POST", body: {
-          matchers: [{ name: "rule", value: a.rule, is_regex: false, is_equal: true }, { name: "site", value: a.site, is_regex: false, is_equal: true }],
+          matchers: silenceMatchers(a),
           starts_at: start.toISOString(), ends_at: new Date(start.getTime() + Number(f.hours.value) * 3600000).toISOString(), comment: f.comment.value } });
         render(true);
       });
@@ -764,6 +802,7 @@
       if (e.status !== 401) $("#main").innerHTML = '<div class="card err">' + esc(t("common.error", { msg: e.message })) + "</div>";
       return false;
     }
+    whoami();
     const sel = $("#site");
     sel.innerHTML = S.sites.map((s) => '<option value="' + esc(s.id) + '">' + esc(s.name || s.id) + "</option>").join("");
     const saved = localStorage.getItem("aqualoop.site");
@@ -781,6 +820,7 @@
     applyChrome();
     render(false);
   });
+  $("#logout").addEventListener("click", () => { logout(); });
   $("#login-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     if (await login($("#login-token").value)) {
