@@ -122,6 +122,7 @@ type scenario struct {
 		FlowOnly    bool          `yaml:"flow_only"`
 		Interval    time.Duration `yaml:"interval"`
 		GapAfter    time.Duration `yaml:"gap_after"`
+		MaxSpread   time.Duration `yaml:"max_spread"`
 		Noise       float64       `yaml:"noise"`
 	} `yaml:"meter"`
 	Readings []struct {
@@ -152,6 +153,7 @@ func (sc *scenario) spec() ledger.MeterSpec {
 		Site: site, Meter: meter,
 		RegisterMax: sc.Meter.RegisterMax, Q4: sc.Meter.Q4, FlowOnly: sc.Meter.FlowOnly,
 		Interval: sc.Meter.Interval, GapAfter: sc.Meter.GapAfter, Noise: sc.Meter.Noise,
+		MaxSpread: sc.Meter.MaxSpread,
 	}
 }
 
