@@ -133,6 +133,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Metrics:   im,
 		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
 		OnBuckets: eval.Notify,
+		Now:       o.Now, // the plausibility window follows the demo's simulated clock
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
