@@ -30,7 +30,8 @@ const (
 )
 
 // history is an in-memory History: the fake of the ledger's consumer interface. Writing a
-// reading at the time of a stored one replaces it, as the real stores do.
+// reading at the time of a stored one replaces it (the real stores keep the first and set a
+// different one aside; the scenarios never write two different readings at one time).
 type history struct {
 	mu   sync.Mutex
 	rs   map[string][]collector.Reading // by site/meter, sorted by time

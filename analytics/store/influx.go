@@ -231,13 +231,16 @@ func (s *Influx) ping(ctx context.Context, base *url.URL) error {
 var reserved = map[string]bool{"seq": true, "edge": true, "time_source": true, "points": true, "site": true, "meter": true, "time": true}
 
 // readingPoint builds the line-protocol point of r.
-func readingPoint(r collector.Reading) (*write.Point, error) {
+func readingPoint(r collector.Reading) (*write.Point, error) { return pointIn("reading", r) }
+
+// pointIn builds the line-protocol point of r in a measurement with the reading schema.
+func pointIn(measurement string, r collector.Reading) (*write.Point, error) {
 	if err := checkReading(r); err != nil {
 		return nil, err
 	}
 	used := make(map[string]string, 3*len(r.Points))
 	meta := make([]pointMeta, len(r.Points))
-	p := write.NewPointWithMeasurement("reading").
+	p := write.NewPointWithMeasurement(measurement).
 		AddTag("site", r.Site).
 		AddTag("meter", r.Meter).
 		SetTime(r.Time)
@@ -271,17 +274,20 @@ func readingPoint(r collector.Reading) (*write.Point, error) {
 	return p, nil
 }
 
-// WriteReadings writes rs, in requests of at most a few thousand points. A failed request
-// returns its error; requests before it stay written, which is harmless because writing a
-// reading again overwrites it.
+// WriteReadings writes rs, in requests of at most a few thousand points. A reading for a
+// (site, meter, time) already stored is not written over it: it is set aside in
+// reading_conflict when it differs and dropped when it is the same (see conflicts.go). A failed
+// request returns its error; requests before it stay written, which is harmless because the
+// retry finds them stored and identical.
 func (s *Influx) WriteReadings(ctx context.Context, rs []collector.Reading) error {
-	pts := make([]*write.Point, 0, min(len(rs), s.maxBatch))
 	for _, r := range rs {
-		p, err := readingPoint(r)
-		if err != nil {
+		if _, err := readingPoint(r); err != nil {
 			return fmt.Errorf("write readings: %w", err)
 		}
-		pts = append(pts, p)
+	}
+	pts, err := s.sortOut(ctx, rs)
+	if err != nil {
+		return fmt.Errorf("write readings: %w", err)
 	}
 	return s.writePoints(ctx, "write readings", pts)
 }
