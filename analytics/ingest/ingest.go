@@ -358,7 +358,7 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 	if len(buckets) == 0 {
 		return nil
 	}
-	if err := in.retry(ctx, "store buckets", func() error { return in.store.WriteBuckets(ctx, buckets) }); err != nil {
+	if err := in.writeBuckets(ctx, buckets); err != nil {
 		return err
 	}
 	if in.opts.OnBuckets != nil {

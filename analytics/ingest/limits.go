@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"time"
 
 	"github.com/aqualoop/aqualoop/collector"
@@ -26,6 +27,9 @@ type Limits struct {
 	// MaxMetersPerSite bounds the meters of a site when no site model says which exist
 	// (default 10 000); with a model only its meters are accepted.
 	MaxMetersPerSite int `yaml:"max_meters_per_site"`
+	// MaxAbsValue is the largest magnitude a point's value may have (default 1e15): far above
+	// any register, far enough below the float range that differences and sums stay exact.
+	MaxAbsValue float64 `yaml:"max_abs_value"`
 	// MaxAhead is how far a reading may be ahead of the platform's clock (default 24h): an edge
 	// clock set wrong must not write the future.
 	MaxAhead time.Duration `yaml:"max_ahead"`
@@ -58,6 +62,9 @@ func (l *Limits) Default() {
 	if l.MaxMetersPerSite == 0 {
 		l.MaxMetersPerSite = 10000
 	}
+	if l.MaxAbsValue == 0 {
+		l.MaxAbsValue = 1e15
+	}
 	if l.MaxAhead == 0 {
 		l.MaxAhead = 24 * time.Hour
 	}
@@ -85,6 +92,9 @@ func (l *Limits) Validate(p *config.Problems, path string) {
 	pos("max_edges_per_site", l.MaxEdgesPerSite, "try 64")
 	pos("max_meters_per_site", l.MaxMetersPerSite, "try 10000")
 	pos("max_attempts", l.MaxAttempts, "try 5")
+	if !(l.MaxAbsValue > 0) || math.IsInf(l.MaxAbsValue, 0) {
+		p.Addf(path+".max_abs_value", "%v must be a positive number (try 1e15)", l.MaxAbsValue)
+	}
 	if l.MaxAhead < 0 {
 		p.Addf(path+".max_ahead", "%v is negative (try 24h)", l.MaxAhead)
 	}
@@ -101,6 +111,7 @@ const (
 	KindTooLarge    = "payload_too_large"
 	KindTooMany     = "too_many_points"
 	KindLongString  = "string_too_long"
+	KindValueRange  = "value_out_of_range"
 	KindEdgeLimit   = "edge_limit"
 	KindMeterLimit  = "meter_limit"
 	KindAhead       = "time_ahead"
@@ -108,6 +119,9 @@ const (
 	KindBehind      = "time_behind_meter"
 	KindPanic       = "panic"
 	KindLedgerError = "ledger_failed"
+	// KindBucketRejected counts ledger buckets the store refused (not messages; nothing is
+	// dead-lettered for them).
+	KindBucketRejected = "bucket_rejected"
 )
 
 // admission remembers, per site, the edges and meters seen since start and each meter's newest
@@ -132,6 +146,11 @@ func (in *Ingester) check(r collector.Reading) (string, error) {
 			if len(s) > lim.MaxStringBytes {
 				return KindLongString, fmt.Errorf("points[%d] %s is %d bytes, more than max_string_bytes %d", i, what, len(s), lim.MaxStringBytes)
 			}
+		}
+	}
+	for i, p := range r.Points {
+		if p.Quality != collector.Bad && math.Abs(p.Value) > lim.MaxAbsValue {
+			return KindValueRange, fmt.Errorf("points[%d] %s value %g is beyond max_abs_value %g", i, p.Name, p.Value, lim.MaxAbsValue)
 		}
 	}
 	now := in.opts.Now()

@@ -46,6 +46,7 @@ func TestLimitsRejectAndCount(t *testing.T) {
 		{"payload over max_payload_bytes", collector.Reading{}, []byte(`{"v":1,"pad":"` + strings.Repeat("x", 70<<10) + `"}`), KindTooLarge},
 		{"65 points", withPoints(reading("M01", 9, 2*time.Minute, 102), 65), nil, KindTooMany},
 		{"300-byte error text", big, nil, KindLongString},
+		{"total of 1e16", reading("M01", 9, 2*time.Minute, 1e16), nil, KindValueRange},
 		{"a day and a minute ahead", ahead(24*time.Hour + time.Minute), nil, KindAhead},
 		{"one year ahead", ahead(365 * 24 * time.Hour), nil, KindAhead},
 		{"ten years ahead", ahead(10 * 365 * 24 * time.Hour), nil, KindAhead},
@@ -115,10 +116,11 @@ func TestLimitsValidate(t *testing.T) {
 		t.Fatalf("defaults have problems: %v", p)
 	}
 	l = Limits{MaxPayloadBytes: -1, MaxPoints: -1, MaxStringBytes: -1, MaxEdgesPerSite: -1, MaxMetersPerSite: -1,
-		MaxAhead: -time.Hour, MaxBehind: -time.Hour, NotBefore: time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC), MaxAttempts: -1}
+		MaxAhead: -time.Hour, MaxBehind: -time.Hour, NotBefore: time.Date(1800, 1, 1, 0, 0, 0, 0, time.UTC), MaxAttempts: -1,
+		MaxAbsValue: -1}
 	l.Validate(&p, "ingest.limits")
-	if p.Len() != 9 {
-		t.Errorf("%d problems, want 9: %v", p.Len(), p)
+	if p.Len() != 10 {
+		t.Errorf("%d problems, want 10: %v", p.Len(), p)
 	}
 }
 

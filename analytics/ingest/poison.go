@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/analytics/store"
 	"github.com/aqualoop/aqualoop/collector"
 )
 
@@ -66,4 +67,26 @@ func (in *Ingester) ledgerAdd(ctx context.Context, r collector.Reading) (bs []le
 		}
 	}()
 	return in.ledger.Add(ctx, r)
+}
+
+// writeBuckets stores the ledger's buckets, retrying while the store is down. Buckets the store
+// refuses for what they hold (a ledger bug; the ledger never makes a non-finite volume on
+// purpose) are logged and counted as bucket_rejected and the rest stored: returning the error
+// would stop ingest for every site.
+func (in *Ingester) writeBuckets(ctx context.Context, bs []ledger.Bucket) error {
+	err := in.retry(ctx, "store buckets", func() error { return in.store.WriteBuckets(ctx, bs) })
+	if !errors.Is(err, store.ErrRejected) {
+		return err
+	}
+	for _, b := range bs {
+		err := in.retry(ctx, "store bucket", func() error { return in.store.WriteBuckets(ctx, []ledger.Bucket{b}) })
+		switch {
+		case errors.Is(err, store.ErrRejected):
+			in.opts.Metrics.rejected.WithLabelValues(KindBucketRejected).Inc()
+			in.opts.Logger.Error("store refused a ledger bucket; skipped", "site", b.Site, "meter", b.Meter, "err", err)
+		case err != nil:
+			return err
+		}
+	}
+	return nil
 }

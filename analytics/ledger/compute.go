@@ -77,10 +77,14 @@ func (p *params) limit(dt int64) float64 {
 func (p *params) classify(a, b sample) (float64, stepKind) {
 	d := b.v - a.v
 	kind := stepOK
+	if math.IsInf(d, 0) {
+		// Two values at the ends of the float range (a misread register): no volume.
+		return 0, stepFault
+	}
 	if d < 0 {
 		nearTop := p.max > 0 && a.v >= p.max*(1-p.near)
 		switch {
-		case nearTop && -d > p.max/2:
+		case nearTop && -d > p.max/2 && d+p.max >= 0:
 			d += p.max
 			kind = stepRollover
 		case -d <= p.noise:
@@ -229,6 +233,10 @@ func (p *params) walkFlow(ss []sample, v visitor) {
 			if a.v < 0 || b.v < 0 {
 				iv.kind = stepClamped
 			}
+			if math.IsInf(iv.delta, 0) || math.IsInf(fa*float64(between(a.t, b.t)), 0) || math.IsInf(fb*float64(between(a.t, b.t)), 0) {
+				// Flows at the end of the float range (no Q4 to reject them): no volume.
+				iv.delta, iv.kind = 0, stepFault
+			}
 			v.interval(iv)
 		}
 		base = j
@@ -330,6 +338,12 @@ func (p *params) buckets(ss []sample, from, to int64) []Bucket {
 	}
 	p.walk(ss, bk)
 	for i := range bk.out {
+		if v := bk.out[i].Volume; math.IsNaN(v) || math.IsInf(v, 0) {
+			// Only values near the float range's ends get here (ingest bounds them); the
+			// bucket says fault rather than hold a number no store or sum can take.
+			bk.out[i].Volume, bk.cov[i] = 0, 0
+			bk.out[i].Flags |= Fault
+		}
 		bk.out[i].Coverage = min(float64(bk.cov[i])/float64(width), 1)
 		if p.flowOnly {
 			// Every minute of a flow-only meter is derived, even one no interval reaches yet.
@@ -415,7 +429,9 @@ func (bk *bucketer) interval(iv interval) {
 		end := min(start+width, iv.b.t)
 		i := bk.at(start)
 		b := &bk.out[i]
-		b.Volume += bk.cum(&iv, end) - bk.cum(&iv, c)
+		if iv.delta != 0 {
+			b.Volume += bk.cum(&iv, end) - bk.cum(&iv, c)
+		}
 		b.Flags |= flags
 		if covered {
 			bk.cov[i] += end - c
