@@ -32,7 +32,10 @@ import (
 type Config struct {
 	MQTT publish.Broker `yaml:"mqtt"`
 	// Group is the shared-subscription group; instances in one group split the messages. Empty
-	// means a plain subscription.
+	// (the default) means a plain subscription: Mosquitto 2.0 does not restore a persistent
+	// session's shared subscriptions from its persistence file, so with a group the readings
+	// published between a broker restart and the platform's reconnection are lost, and a
+	// plain subscription keeps them (docs/reliability.md).
 	Group string `yaml:"group"`
 	// Sites this instance ingests ("+" for all), the unit of sharding.
 	Sites []string `yaml:"sites"`
@@ -45,9 +48,6 @@ func (c *Config) Default() {
 	c.MQTT.Default()
 	if c.MQTT.ClientID == "" {
 		c.MQTT.ClientID = "aqualoop-platform"
-	}
-	if c.Group == "" {
-		c.Group = "aqualoop"
 	}
 	if len(c.Sites) == 0 {
 		c.Sites = []string{"+"}
