@@ -46,6 +46,7 @@ plans:
 var now = time.Date(2026, 3, 2, 10, 30, 0, 0, time.FixedZone("CST", 8*3600))
 
 type fixture struct {
+	opts api.Options
 	url  string
 	st   *store.SQLite
 	eval *engine.Evaluator
@@ -84,7 +85,7 @@ func start(t *testing.T, withEvaluator bool) *fixture {
 	}
 	srv := httptest.NewServer(api.Handler(o))
 	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url, f.opts = srv.URL, o
 	return f
 }
 
@@ -175,9 +176,11 @@ func TestErrors(t *testing.T) {
 		if code != tt.want {
 			t.Errorf("%s %s %s: %d %s, want %d", tt.method, tt.path, tt.body, code, b, tt.want)
 		}
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			t.Errorf("%s %s: body %s has no error message", tt.method, tt.path, b)
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" || e.Error.Code == "" {
+			t.Errorf("%s %s: body %s has no error code and message", tt.method, tt.path, b)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics"
+	"github.com/aqualoop/aqualoop/analytics/api/problem"
 	"github.com/aqualoop/aqualoop/analytics/store"
 	"github.com/aqualoop/aqualoop/collector"
 )
@@ -73,25 +74,24 @@ func toReadingJSON(r collector.Reading) readingJSON {
 func (h *handler) conflicts(w http.ResponseWriter, r *http.Request, s *analytics.Site) {
 	ev, ok := h.o.Readings.(evidence)
 	if !ok {
-		writeError(w, http.StatusNotImplemented, "this store keeps no record of conflicting readings")
+		problem.Write(w, http.StatusNotImplemented, problem.NotImplemented, "", "this store keeps no record of conflicting readings")
 		return
 	}
-	from, to, err := h.period(r, s.Location())
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+	from, to, fe := h.period(r, s.Location())
+	if fe != nil {
+		badParam(w, fe)
 		return
 	}
 	meter := r.URL.Query().Get("meter")
 	if meter != "" {
 		if _, ok := s.Meter(meter); !ok {
-			writeError(w, http.StatusNotFound, "meter "+meter+" is not in site "+s.ID)
+			problem.Write(w, http.StatusNotFound, problem.NotFound, "meter", "meter "+strconvQuote(meter)+" is not in site "+s.ID)
 			return
 		}
 	}
 	cs, err := ev.Conflicts(r.Context(), s.ID, meter, from, to)
 	if err != nil {
-		h.o.Logger.Error("read conflicts failed; answered 500", "site", s.ID, "err", err)
-		writeError(w, http.StatusInternalServerError, "reading the conflicts from the store failed")
+		h.answer(w, "read conflicts", nil, err)
 		return
 	}
 	out := conflictsAnswer{Site: s.ID, From: from, To: to, Conflicts: []conflictJSON{}}
@@ -102,8 +102,7 @@ func (h *handler) conflicts(w http.ResponseWriter, r *http.Request, s *analytics
 		cj := conflictJSON{Meter: c.Reading.Meter, Time: c.Reading.Time, Received: c.Received, SetAside: toReadingJSON(c.Reading)}
 		kept, ok, err := ev.LastReading(r.Context(), s.ID, c.Reading.Meter, c.Reading.Time)
 		if err != nil {
-			h.o.Logger.Error("read kept reading failed; answered 500", "site", s.ID, "meter", c.Reading.Meter, "err", err)
-			writeError(w, http.StatusInternalServerError, "reading the kept reading from the store failed")
+			h.answer(w, "read kept reading", nil, err)
 			return
 		}
 		if ok && kept.Time.Equal(c.Reading.Time) {
@@ -112,5 +111,5 @@ func (h *handler) conflicts(w http.ResponseWriter, r *http.Request, s *analytics
 		}
 		out.Conflicts = append(out.Conflicts, cj)
 	}
-	writeJSON(w, http.StatusOK, out)
+	h.writeJSON(w, "conflicts", out)
 }

@@ -152,6 +152,8 @@ type Ingester struct {
 	logged map[string]bool    // rejection kinds already logged
 	adm    *admission
 	seed   maphash.Seed
+
+	state connState // broker connection and unacknowledged messages (state.go)
 }
 
 // New prepares an ingester; Run connects it.
@@ -201,6 +203,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	}
 	queue := make(chan Message, 2*maxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
+		in.state.received(in.opts.Now())
 		select {
 		case queue <- Message{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}:
 		case <-ctx.Done():
@@ -214,6 +217,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			in.opts.Logger.Error("subscribe failed", "err", t.Error())
 		}
 	})
+	o.SetConnectionNotificationHandler(in.state.notify(in.opts.Logger, in.opts.Now))
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		in.opts.Logger.Warn("mqtt connection lost, reconnecting; the broker keeps the session", "err", err)
 	})
@@ -255,6 +259,7 @@ func (in *Ingester) consume(ctx context.Context, queue <-chan Message) {
 				m.Ack()
 			}
 		}
+		in.state.acked(len(batch))
 	}
 }
 

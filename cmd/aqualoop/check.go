@@ -29,6 +29,9 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&files, "config", "config file to check (repeatable; positional arguments work too)")
 	kind := fs.String("kind", "", "site, edge, plant or platform (default: recognised from the file's keys)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	files = append(files, fs.Args()...)
@@ -45,6 +48,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok (%s)\n", f, k)
+		if k == "platform" {
+			if cfg, err := loadPlatform(f); err == nil {
+				for _, w := range cfg.warnings() {
+					fmt.Fprintf(stdout, "%s: warning: %s\n", f, w)
+				}
+			}
+		}
 	}
 	if bad > 0 {
 		return 1

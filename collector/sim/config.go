@@ -549,8 +549,8 @@ func (c *Config) meterSpecs() []MeterConfig {
 // defaultMeters is the demo plant's meter register: Modbus meters are units 1 to 16 behind one
 // gateway (unit id = meter number), the others are OPC UA variables.
 func defaultMeters() []MeterConfig {
-	modbus := []string{"M01", "M02", "M03", "M04", "M05", "M07", "M11", "M16"}
-	ids := []string{"M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M11", "M12", "M13", "M14", "M15", "M16"}
+	modbus := []string{"M01", "M02", "M03", "M04", "M05", "M07", "M10", "M11", "M16"}
+	ids := []string{"M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M10", "M11", "M12", "M13", "M14", "M15", "M16"}
 	ms := make([]MeterConfig, len(ids))
 	for i, id := range ids {
 		flowReg, totalReg := 0, 2
