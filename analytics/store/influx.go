@@ -133,6 +133,7 @@ type Influx struct {
 	// maxBatch is the most points per write request, chunkSize the most rows per chunk of a
 	// query answer; tests lower them to exercise the splitting.
 	maxBatch, chunkSize int
+	newest              newestTimes // per meter, for the conflict check (influx_conflicts.go)
 }
 
 // OpenInflux connects to the first reachable URL of cfg and, when asked, creates the database.
@@ -289,7 +290,11 @@ func (s *Influx) WriteReadings(ctx context.Context, rs []collector.Reading) erro
 	if err != nil {
 		return fmt.Errorf("write readings: %w", err)
 	}
-	return s.writePoints(ctx, "write readings", pts)
+	if err := s.writePoints(ctx, "write readings", pts); err != nil {
+		return err
+	}
+	s.newest.advance(rs)
+	return nil
 }
 
 // WriteBuckets writes bs, in requests of at most a few thousand points.

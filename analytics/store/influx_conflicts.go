@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
@@ -42,7 +44,18 @@ func (s *Influx) sortOut(ctx context.Context, rs []collector.Reading) ([]*write.
 		}
 		byKey[k] = append(byKey[k], r)
 	}
-	stored, err := s.storedAt(ctx, order)
+	// Only keys at or before their meter's newest stored reading can meet a stored one: live
+	// data, newer than everything, costs no lookup.
+	if err := s.loadNewest(ctx, order); err != nil {
+		return nil, err
+	}
+	var maybe []readingKey
+	for _, k := range order {
+		if !s.newest.after(k) {
+			maybe = append(maybe, k)
+		}
+	}
+	stored, err := s.storedAt(ctx, maybe)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +156,96 @@ func (s *Influx) storedAt(ctx context.Context, keys []readingKey) (map[readingKe
 		}
 	}
 	return out, nil
+}
+
+// newestTimes remembers, per meter, the time of its newest reading in the store: looked up once
+// (loadNewest), then advanced by every write. One int64 a meter.
+type newestTimes struct {
+	mu sync.Mutex
+	m  map[[2]string]int64 // site, meter → Unix ns; math.MinInt64 when the meter has none
+}
+
+func (n *newestTimes) get(site, meter string) (int64, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.m[[2]string{site, meter}]
+	return t, ok
+}
+
+func (n *newestTimes) set(site, meter string, t int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = map[[2]string]int64{}
+	}
+	k := [2]string{site, meter}
+	if old, ok := n.m[k]; !ok || t > old {
+		n.m[k] = t
+	}
+}
+
+// after reports whether k is newer than every stored reading of its meter.
+func (n *newestTimes) after(k readingKey) bool {
+	t, ok := n.get(k.site, k.meter)
+	return ok && k.time > t
+}
+
+// advance records written readings, for meters already known.
+func (n *newestTimes) advance(rs []collector.Reading) {
+	for _, r := range rs {
+		if _, ok := n.get(r.Site, r.Meter); ok {
+			n.set(r.Site, r.Meter, r.Time.UnixNano())
+		}
+	}
+}
+
+// loadNewest looks up the newest stored reading of the keys' meters not known yet: per site,
+// one query per group of meters.
+func (s *Influx) loadNewest(ctx context.Context, keys []readingKey) error {
+	bySite := map[string][]string{}
+	var sites []string
+	seen := map[[2]string]bool{}
+	for _, k := range keys {
+		if _, ok := s.newest.get(k.site, k.meter); ok || seen[[2]string{k.site, k.meter}] {
+			continue
+		}
+		seen[[2]string{k.site, k.meter}] = true
+		if bySite[k.site] == nil {
+			sites = append(sites, k.site)
+		}
+		bySite[k.site] = append(bySite[k.site], k.meter)
+	}
+	for _, site := range sites {
+		for ms := range slices.Chunk(bySite[site], conflictMeters) {
+			conds := make([]string, len(ms))
+			for i, m := range ms {
+				conds[i] = `"meter" = ` + quoteString(m)
+			}
+			q := fmt.Sprintf(`SELECT last("seq") FROM %s WHERE "site" = %s AND (%s) AND time >= %d AND time <= %d GROUP BY "meter"`,
+				s.from("reading"), quoteString(site), strings.Join(conds, " OR "), int64(minNanos), int64(maxNanos))
+			ss, err := s.query(ctx, http.MethodGet, s.db, q)
+			if err != nil {
+				return fmt.Errorf("look up newest readings of %s on %s: %w", site, s.base.Redacted(), err)
+			}
+			found := map[string]int64{}
+			for _, se := range ss {
+				col := se.col()
+				for _, row := range se.Values {
+					if ns, err := asInt(row[col["time"]]); err == nil {
+						found[se.Tags["meter"]] = ns
+					}
+				}
+			}
+			for _, m := range ms {
+				t, ok := found[m]
+				if !ok {
+					t = math.MinInt64
+				}
+				s.newest.set(site, m, t)
+			}
+		}
+	}
+	return nil
 }
 
 // Conflicts returns the readings set aside for a site with from <= time < to, oldest first.
