@@ -192,6 +192,17 @@ type MQTTConfig struct {
 	SendResolved *bool  `yaml:"send_resolved"`
 }
 
+// UsesMQTT reports whether any receiver publishes to MQTT, so the caller knows to provide
+// Options.Publish.
+func (c *Config) UsesMQTT() bool {
+	for _, r := range c.Receivers {
+		if len(r.MQTTConfigs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Default fills in what the file left out.
 func (c *Config) Default() {
 	g := &c.Global

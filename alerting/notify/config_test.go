@@ -138,7 +138,7 @@ receivers:
 receivers:
   - name: ops
 `,
-			want: []string{"bad.yml:4: repeat_intervall: unknown key"},
+			want: []string{`bad.yml:4: route.repeat_intervall: unknown key (did you mean "repeat_interval"?)`},
 		},
 		{
 			name: "zero interval, duplicate receiver, bad language",

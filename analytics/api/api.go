@@ -30,7 +30,6 @@ package api
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,9 +94,6 @@ type Options struct {
 	Ready func() (state map[string]any, ok bool)
 }
 
-//go:embed status.html
-var statusPage []byte
-
 // maxBody bounds a request body: a year of daily inputs for one site is far below it.
 const maxBody = 1 << 20
 
@@ -111,10 +107,6 @@ func Handler(o Options) http.Handler {
 	}
 	h := &handler{o: o, parks: analytics.Parks(o.Sites)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(statusPage)
-	})
 	mux.HandleFunc("GET /healthz", h.health)
 	mux.HandleFunc("GET /readyz", h.ready)
 	// Every other /api/ path answers a JSON 404, not the mux's plain-text one.
@@ -135,6 +127,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("GET /api/v1/parks", h.listParks)
 	mux.HandleFunc("GET /api/v1/parks/{park}/indicators", h.parkIndicators)
 	mux.HandleFunc("GET /api/v1/parks/{park}/snapshot", h.parkSnapshot)
+	h.routeConsole(mux)
 	return mux
 }
 

@@ -299,17 +299,3 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("parks %+v", parks)
 	}
 }
-
-func TestStatusPage(t *testing.T) {
-	f := start(t, false)
-	code, b := do(t, http.MethodGet, f.url+"/", "")
-	page := string(b)
-	if code != http.StatusOK || !strings.Contains(page, "live water balance") {
-		t.Fatalf("status page: %d", code)
-	}
-	for _, want := range []string{"/snapshot", "closure", "imbalance", "burn-down"} {
-		if !strings.Contains(page, want) {
-			t.Errorf("the status page does not show %q", want)
-		}
-	}
-}

@@ -137,6 +137,12 @@ type Options struct {
 	OnBuckets func([]ledger.Bucket)
 	// Now is the wall clock, for lag metrics.
 	Now func() time.Time
+	// OnReadings receives every set of readings after they are stored (meter liveness for
+	// alerting; the platform clock at the call is when they were heard).
+	OnReadings func([]collector.Reading)
+	// OnStatus receives the edges' retained online/offline status; setting it subscribes to the
+	// status topics.
+	OnStatus func(site, edge string, online bool, at time.Time)
 }
 
 // Ingester consumes readings.
@@ -216,6 +222,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {
 			in.opts.Logger.Error("subscribe failed", "err", t.Error())
 		}
+		in.subscribeStatus(c)
 	})
 	o.SetConnectionNotificationHandler(in.state.notify(in.opts.Logger, in.opts.Now))
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
@@ -328,6 +335,13 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 		valid = kept
 	} else if err != nil {
 		return err
+	}
+	if in.opts.OnReadings != nil {
+		stored := make([]collector.Reading, len(valid))
+		for i, a := range valid {
+			stored[i] = a.r
+		}
+		in.opts.OnReadings(stored)
 	}
 	now := in.opts.Now()
 	changed := map[bucketKey]int{}

@@ -305,8 +305,13 @@ func TestDemo(t *testing.T) {
 		"/":        "live water balance",
 		"/metrics": "aqualoop_ingest_readings_stored_total",
 		"/healthz": `"ok": true`,
+		// Alerting is wired: its rules (defaults and configs/demo/alerts.yaml) and its gauges.
+		"/api/v1/rules":  `"leak_burst_municipal"`,
+		"/api/v1/alerts": `"alerts":`,
 	} {
-		resp, err := http.Get(base + path)
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+chainToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,10 @@ type platformConfig struct {
 	// $STATE_DIRECTORY (set by systemd's StateDirectory=), else $XDG_STATE_HOME/aqualoop, else
 	// ~/.local/state/aqualoop; never the config folder, which may be read-only or shared.
 	DataDir string `yaml:"data_dir"`
+	// Alerting is the rules files and resend interval (cmd/aqualoop/alerting.go).
+	Alerting alertingConfig `yaml:"alerting"`
+	// Report holds the fonts and signing keys of evidence packs.
+	Report reportConfig `yaml:"report"`
 
 	dir string
 }
@@ -84,6 +88,7 @@ func (c *platformConfig) Default() {
 		c.HTTP.Listen = "127.0.0.1:8080"
 	}
 	c.HTTP.Config.Default()
+	c.Alerting.Notify.Default()
 	if c.Broker.PlatformUser == "" {
 		c.Broker.PlatformUser = "aqualoop-platform"
 	}
@@ -102,6 +107,9 @@ func (c *platformConfig) Validate(p *config.Problems) {
 		c.InfluxDB.Validate(p, "influxdb")
 	}
 	c.HTTP.Config.Validate(p, "http")
+	if c.Alerting.notifying() {
+		c.Alerting.Notify.Validate(p, "alerting.notify")
+	}
 	if c.HTTP.Auth == auth.ModeOpen && !auth.Loopback(c.HTTP.Listen) {
 		p.Addf("http.auth", "open serves every caller as admin, so it needs a loopback http.listen (not %q); use tokens", c.HTTP.Listen)
 	}
@@ -166,12 +174,15 @@ func defaultDataDir() string {
 	return filepath.Join(os.TempDir(), "aqualoop")
 }
 
-// prepareDataDir applies the data folder given on the command line, resolves the folder the
-// file gives against the file's own folder, and creates it.
+// prepareDataDir settles the data folder: the command line's, else $AQUALOOP_DATA_DIR, else
+// the file's data_dir (relative to the file), else the default; and creates it.
 func (c *platformConfig) prepareDataDir(flagDir string) error {
 	switch {
 	case flagDir != "":
 		c.DataDir = flagDir
+	case os.Getenv("AQUALOOP_DATA_DIR") != "":
+		// Commands other than serve (report, register, token) find serve's folder this way.
+		c.DataDir = os.Getenv("AQUALOOP_DATA_DIR")
 	case c.DataDir == "":
 		c.DataDir = defaultDataDir()
 	default:

@@ -55,8 +55,8 @@ func cmdSimulate(ctx context.Context, args []string, stdout io.Writer, logger *s
 		case <-gctx.Done():
 			return nil
 		}
-		fmt.Fprintf(stdout, "simulator running: Modbus TCP %s, OPC UA %s (namespace %s), truth http://%s/api/v1/sim/truth\n",
-			plant.ModbusAddr(), plant.OPCUAEndpoint(), plant.NamespaceURI(), ln.Addr())
+		fmt.Fprintf(stdout, "simulator running: Modbus TCP %s, OPC UA %s (namespace %s), truth http://%s/api/v1/sim/truth, faults http://%s/api/v1/sim/faults\n",
+			plant.ModbusAddr(), plant.OPCUAEndpoint(), plant.NamespaceURI(), ln.Addr(), ln.Addr())
 		if err := srv.Serve(ln); err != http.ErrServerClosed {
 			return err
 		}
@@ -104,6 +104,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		fmt.Fprintf(stdout, "  configs %s, data (SQLite store, platform state, edge spool) %s\n", o.ConfigDir, o.DataDir)
 		fmt.Fprintf(stdout, "  API: curl -H 'Authorization: Bearer %s' '%sapi/v1/sites/demo/indicators?period=hour'\n", o.Token, url)
 		fmt.Fprintf(stdout, "  ground truth: curl '%sapi/v1/sim/truth?period=hour'\n", url)
+		fmt.Fprintf(stdout, "  alerts: %sapi/v1/alerts (a leak is injected 3 simulated hours in, for one hour)\n", url)
 	}
 	return demo(ctx, o)
 }
@@ -149,6 +150,11 @@ func demo(ctx context.Context, o demoOptions) error {
 	plantCfg.OPCUA.Listen = "127.0.0.1:0"
 	plant, err := sim.New(plantCfg, o.Logger.With("component", "sim"))
 	if err != nil {
+		return err
+	}
+	// A new user should see an alert fire and clear: a 15 m³/h leak on the municipal main three
+	// simulated hours in, for one hour (leak_imbalance_hourly and leak_burst_municipal find it).
+	if _, err := plant.AddFault(sim.FaultConfig{Kind: sim.FaultLeak, Node: "dist", Rate: 15}, plant.Start().Add(3*time.Hour), time.Hour); err != nil {
 		return err
 	}
 	edgeCfg, err := edge.LoadConfig(filepath.Join(o.ConfigDir, "edge.yaml"))
@@ -207,9 +213,10 @@ func demo(ctx context.Context, o demoOptions) error {
 	platformURL := make(chan string, 1)
 	g.Go(func() error {
 		return serve(backCtx, platCfg, serveOptions{
-			Logger:     o.Logger.With("component", "platform"),
-			Now:        plant.Now,
-			Extra:      map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
+			Logger: o.Logger.With("component", "platform"),
+			Now:    plant.Now,
+			Extra: map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler(), "GET /api/v1/sim/faults": plant.Handler(),
+				"POST /api/v1/sim/faults": plant.Handler(), "DELETE /api/v1/sim/faults/{id}": plant.Handler()},
 			Broker:     func(addr string) { brokerURL <- "tcp://" + addr },
 			Ready:      func(addr string) { platformURL <- "http://" + addr + "/" },
 			AdminToken: o.Token,
@@ -237,6 +244,9 @@ func demo(ctx context.Context, o demoOptions) error {
 	g.Go(func() error {
 		defer close(edgeDone)
 		return e.Run(edgeCtx)
+	})
+	g.Go(func() error {
+		return mirrorEdgeFaults(edgeCtx, plant, burl, edgeCfg.Site, edgeCfg.Edge, o.Logger.With("component", "demo"))
 	})
 	select {
 	case url := <-platformURL:

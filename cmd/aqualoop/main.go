@@ -22,6 +22,9 @@ commands:
   simulate  --config FILE      run the plant simulator (Modbus TCP, OPC UA, ground truth API)
   check     FILE...            validate config files and print every problem with file and line
   token     create|list|revoke API tokens (aqualoop token for details)
+  report    --site S --period P --format pdf|xlsx|csv|zip --out F   evidence pack (report key: public key)
+  verify    PACK.zip [--pubkey F] [--store CONFIG]                  check a pack's signature, hashes and data
+  register  --site S list|cert|swap                                 meter register: certificates, replacements
   version                      print the version
 
 Run "aqualoop <command> -h" for a command's flags.
@@ -58,6 +61,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "token":
 		err = cmdToken(ctx, args[1:], stdout)
+	case "report":
+		err = cmdReport(ctx, args[1:], stdout, logger)
+	case "verify":
+		err = cmdVerify(ctx, args[1:], stdout, logger)
+	case "register":
+		err = cmdRegister(ctx, args[1:], stdout, logger)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

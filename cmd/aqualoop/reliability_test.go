@@ -30,15 +30,15 @@ import (
 // faultRate is the load, in readings per second over the demo site's meters.
 const faultRate = 400
 
-// platform is `aqualoop serve` in this process, stoppable without acknowledging what it holds.
-type platform struct {
+// servedPlatform is `aqualoop serve` in this process, stoppable without acknowledging what it holds.
+type servedPlatform struct {
 	t      *testing.T
 	cfg    *platformConfig
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func newPlatform(t *testing.T, brokerURL string, influx *store.InfluxConfig, sqlitePath string) *platform {
+func newPlatform(t *testing.T, brokerURL string, influx *store.InfluxConfig, sqlitePath string) *servedPlatform {
 	t.Helper()
 	cfg, err := loadPlatform("../../configs/demo/aqualoop.yaml")
 	if err != nil {
@@ -51,12 +51,12 @@ func newPlatform(t *testing.T, brokerURL string, influx *store.InfluxConfig, sql
 	if influx != nil {
 		cfg.InfluxDB = *influx
 	}
-	p := &platform{t: t, cfg: cfg}
+	p := &servedPlatform{t: t, cfg: cfg}
 	t.Cleanup(p.stop)
 	return p
 }
 
-func (p *platform) start() {
+func (p *servedPlatform) start() {
 	p.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -75,7 +75,7 @@ func (p *platform) start() {
 
 // stop ends serve as a crash would for the broker: what it received and did not store is
 // never acknowledged, so the broker delivers it again to the next session.
-func (p *platform) stop() {
+func (p *servedPlatform) stop() {
 	if p.cancel == nil {
 		return
 	}

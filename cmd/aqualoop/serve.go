@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/alerting"
 	"github.com/aqualoop/aqualoop/analytics/api"
 	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/analytics/register"
 	"github.com/aqualoop/aqualoop/analytics/store"
 )
 
@@ -64,6 +66,8 @@ type serveOptions struct {
 	// AdminToken, if set, is stored as an admin token named "demo" unless it already works (the
 	// demo prints it in its login link; tests call the API with it).
 	AdminToken string
+	// Notify receives alerts (default: logged); tests inject a recorder.
+	Notify func(context.Context, []alerting.Alert)
 }
 
 // platformStore is everything the platform needs of a store.
@@ -136,8 +140,22 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	for _, s := range sites {
 		specs = append(specs, ledger.SpecsOf(s)...)
 	}
-	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)))
+	state, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	meterReg, err := register.Open(ctx, state, nil)
+	if err != nil {
+		return err
+	}
+	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)),
+		ledger.WithReplacements(meterReg.Lookup))
 	eng := engine.New(sites, st)
+	maker, err := newMaker(cfg, sites, eng, st, meterReg, o.Now, o.Logger.With("component", "report"))
+	if err != nil {
+		return err
+	}
 	if cfg.InputsFile != "" {
 		n, err := engine.LoadInputs(ctx, cfg.path(cfg.InputsFile), sites, st)
 		if err != nil {
@@ -146,11 +164,32 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
 	hl := newHealth(time.Now)
+	if o.Notify == nil && cfg.Alerting.notifying() {
+		disp, send, closeMQTT, err := newNotifier(ctx, cfg, state, reg, o.Logger.With("component", "notify"))
+		if err != nil {
+			return err
+		}
+		defer closeMQTT()
+		g.Go(func() error { return disp.Run(gctx) })
+		o.Notify = send
+	}
+	alerts, err := newAlerting(ctx, cfg, sites, state, reg, o.Logger.With("component", "alerting"), o.Notify)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	hub := mountConsole(mux, reg, o.Logger.With("component", "console"))
+	logSink, hubSink := eng.LogSink(o.Logger.With("component", "benchmark")), hub.Sink()
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
-		// Alerting comes later; until then a reuse rate below the benchmark is logged.
-		Sink:    hl.sink(eng.LogSink(o.Logger.With("component", "benchmark"))),
+		// Each new snapshot goes to the log (reuse below the benchmark), alerting and the
+		// console's live stream.
+		Sink: hl.sink(func(ctx context.Context, s engine.Snapshot) {
+			logSink(ctx, s)
+			alerts.Sink(ctx, s)
+			hubSink(ctx, s)
+		}),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
 	})
@@ -162,20 +201,20 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	}
 	im := ingest.NewMetrics(reg)
 	in := ingest.New(cfg.Ingest, healthStore{st, hl}, led, ingest.Options{
-		Logger:    o.Logger.With("component", "ingest"),
-		Metrics:   im,
-		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
-		OnBuckets: hl.onBuckets(eval.Notify),
-		Now:       o.Now, // the plausibility window follows the demo's simulated clock
+		Logger:  o.Logger.With("component", "ingest"),
+		Metrics: im,
+		Known:   func(site, meter string) bool { return known[site+"/"+meter] },
+		OnBuckets: hl.onBuckets(func(bs []ledger.Bucket) {
+			eval.Notify(bs)
+			alerts.Buckets(bs)
+		}),
+		OnReadings: alerts.Readings,
+		OnStatus:   alerts.Status,
+		Now:        o.Now, // the plausibility window follows the demo's simulated clock
 	})
 	hl.in = in
 	hl.register(reg)
 
-	state, err := openState(cfg)
-	if err != nil {
-		return err
-	}
-	defer state.Close()
 	guard, err := newGuard(ctx, cfg, state, sites, o, reg)
 	if err != nil {
 		return err
@@ -193,7 +232,6 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 		ln = tls.NewListener(ln, cert.ServerConfig())
 	}
-	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.Handler(api.Options{
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
@@ -205,12 +243,34 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		},
 		Ready: hl.ready,
 	}))
+	ah := alerts.Handler()
+	for _, p := range []string{"/api/v1/alerts", "/api/v1/alerts/", "/api/v1/silences", "/api/v1/silences/", "/api/v1/rules"} {
+		mux.Handle(p, ah)
+	}
+	regAPI := register.Handler(register.Options{Sites: sites, Register: meterReg, Who: registerWho, Now: o.Now,
+		Logger: o.Logger.With("component", "register"),
+		OnReplacement: func(ctx context.Context, x register.Replacement) error {
+			bs, err := led.Recompute(ctx, x.Site, x.Meter, x.Time)
+			if err != nil {
+				return err
+			}
+			if err := st.WriteBuckets(ctx, bs); err != nil {
+				return err
+			}
+			eval.Notify(bs) // the figures of the swap's periods are evaluated again
+			return nil
+		}})
+	mux.Handle("/api/v1/sites/{site}/register", regAPI)
+	mux.Handle("/api/v1/sites/{site}/register/", regAPI)
+	mux.Handle("GET /api/v1/sites/{site}/reports/", maker.Handler())
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
 	guard.next = mux
 	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
+	g.Go(func() error { return alerts.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -64,6 +64,8 @@ type Config struct {
 	Cooling  CoolingConfig  `yaml:"cooling"`
 	// Meters overrides how individual meters are served; meters not listed keep their defaults.
 	Meters []MeterConfig `yaml:"meters"`
+	// Faults are injected on a schedule (see FaultConfig); more can be posted at run time.
+	Faults []FaultConfig `yaml:"faults"`
 }
 
 // ModbusConfig is the Modbus TCP server, one gateway for every Modbus meter.
@@ -316,6 +318,9 @@ func (c *Config) problems() problemList {
 		if err := checkNonNegative(buildNetwork(c), newProfiles(c, loc), c.startOrNow(loc, time.Now())); err != nil {
 			l.addf("network", "%v", err)
 		}
+	}
+	if len(l) == 0 {
+		c.faultsProblems(&l)
 	}
 	return l
 }

@@ -51,7 +51,7 @@ func TestBadConfigsNameKeyAndLine(t *testing.T) {
 		file string
 		want []string
 	}{
-		{"testdata/bad-keys.yaml", []string{"bad-keys.yaml:5: lisen: unknown key"}},
+		{"testdata/bad-keys.yaml", []string{"bad-keys.yaml:5: modbus.lisen: unknown key"}},
 		{"testdata/bad-values.yaml", []string{
 			`bad-values.yaml:1: site: "demo plant" is not a valid site id`,
 			`bad-values.yaml:2: timezone: "Mars/Olympus" is not a known time zone`,

@@ -19,6 +19,9 @@ import (
 func (p *Plant) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/sim/truth", p.serveTruth)
+	mux.HandleFunc("GET /api/v1/sim/faults", p.serveFaults)
+	mux.HandleFunc("POST /api/v1/sim/faults", p.servePostFault)
+	mux.HandleFunc("DELETE /api/v1/sim/faults/{id}", p.serveDeleteFault)
 	return mux
 }
 
