@@ -113,6 +113,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
+	if err := s.createConflicts(context.Background()); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
 	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
@@ -211,7 +215,9 @@ type sqlPoint struct {
 	Value *float64 `json:"v,omitempty"` // nil for a bad point
 }
 
-// WriteReadings stores rs in one transaction: all of them or none.
+// WriteReadings stores rs in one transaction: all of them or none. A reading for a (site, meter,
+// time) already stored is set aside as a conflict when it differs, and dropped when it is the
+// same (see conflicts.go).
 func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -238,8 +244,9 @@ func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) erro
 		}
 		args = append(args, r.Site, r.Meter, r.Time.UnixNano(), r.Edge, int64(r.Seq), string(r.TimeSource), string(js))
 	}
+	received := time.Now()
 	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
-		return upsertRows(ctx, tx, readingsUpsert, args)
+		return insertReadings(ctx, tx, args, received)
 	})
 }
 
@@ -282,6 +289,9 @@ type upsert struct {
 	full       string // the statement for upsertChunk rows
 }
 
+// readingCols is the number of values of a readings row.
+const readingCols = 7
+
 // upsertChunk is the most rows per statement: 7 columns × 256 rows stay far below SQLite's
 // limit on bound parameters.
 const upsertChunk = 256
@@ -298,10 +308,11 @@ func (u *upsert) sql(rows int) string {
 }
 
 var (
-	// A row with the key of a stored one (or of an earlier row of the same statement) replaces it.
-	readingsUpsert = newUpsert(`INSERT INTO readings (site, meter, time, edge, seq, time_source, points)`,
-		`ON CONFLICT (site, meter, time) DO UPDATE SET
-			edge = excluded.edge, seq = excluded.seq, time_source = excluded.time_source, points = excluded.points`, 7)
+	// A row with the key of a stored one (or of an earlier row of the same statement) is not
+	// written over it: readings are evidence (see conflicts.go). The keys returned are those
+	// inserted; the others go to insertReadings' conflict check.
+	readingsInsert = newUpsert(`INSERT INTO readings (site, meter, time, edge, seq, time_source, points)`,
+		`ON CONFLICT (site, meter, time) DO NOTHING RETURNING site, meter, time`, readingCols)
 	bucketsUpsert = newUpsert(`INSERT INTO buckets (site, meter, start, volume, flags, coverage)`,
 		`ON CONFLICT (site, meter, start) DO UPDATE SET
 			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`, 6)
@@ -397,9 +408,14 @@ func scanReading(rows *sql.Rows, site, meter string) (collector.Reading, error) 
 		return r, err
 	}
 	r.Time, r.Seq, r.TimeSource = fromNanos(ns), uint64(seq), collector.TimeSource(ts)
+	return r, decodeSQLPoints(&r, pjs)
+}
+
+// decodeSQLPoints sets r.Points from the readings.points JSON text.
+func decodeSQLPoints(r *collector.Reading, pjs string) error {
 	var pts []sqlPoint
 	if err := json.Unmarshal([]byte(pjs), &pts); err != nil {
-		return r, fmt.Errorf("decode points at %v: %w", r.Time, err)
+		return fmt.Errorf("decode points at %v: %w", r.Time, err)
 	}
 	r.Points = make([]collector.Point, len(pts))
 	for i, p := range pts {
@@ -408,7 +424,7 @@ func scanReading(rows *sql.Rows, site, meter string) (collector.Reading, error) 
 			r.Points[i].Value = *p.Value
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // Buckets returns a site's buckets with from <= start < to, ordered by meter then start.
