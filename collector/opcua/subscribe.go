@@ -291,6 +291,10 @@ func assign[T ua.Response](v ua.Response, out *T) error {
 // republisher publishes each meter's last known points again when the subscription has sent
 // nothing for the meter for a whole republish interval. A server reports a value only when it
 // changes: without this, a constant totalizer would look the same on the platform as a dead edge.
+// The totalizer itself is left out of what is sent again: its value is true as of its own
+// timestamp, and a change notification still in flight can carry a newer value with an older
+// time, so the old value restamped now could put the totalizer backwards in the ledger. The
+// flow rate and the other points, and every point's status, keep the meter alive.
 type republisher struct {
 	every time.Duration
 	now   func() time.Time
@@ -364,7 +368,13 @@ func (rp *republisher) run(ctx context.Context, emit func(collector.Reading)) {
 		rp.mu.Lock()
 		for i, r := range rp.last {
 			if r.Points != nil && now.Sub(rp.sent[i]) >= rp.every {
-				r.Points = slices.Clone(r.Points)
+				r.Points = slices.DeleteFunc(slices.Clone(r.Points), func(p collector.Point) bool {
+					return p.Name == collector.PointTotal && p.Quality != collector.Bad
+				})
+				if len(r.Points) == 0 {
+					rp.sent[i] = now // a meter with only a good totalizer has nothing to send again
+					continue
+				}
 				r.Time, r.TimeSource = now, collector.TimeSourceCollector
 				due = append(due, r)
 			}
