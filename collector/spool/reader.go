@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -105,6 +106,11 @@ func (q *Queue) fillLocked(want int) error {
 		}
 		from := rd.id
 		if err := q.readRecords(seg, want, head, limit, end); err != nil {
+			if errors.Is(err, fs.ErrNotExist) && q.segmentDropped(seg) {
+				// The bound dropped the segment between choosing it and opening it: its
+				// readings are counted as dropped; read on from the next segment.
+				continue
+			}
 			return err
 		}
 		if rd.id == from {
@@ -112,6 +118,13 @@ func (q *Queue) fillLocked(want int) error {
 		}
 	}
 	return nil
+}
+
+// segmentDropped reports whether seg has been deleted to keep the spool within its bound.
+func (q *Queue) segmentDropped(seg *segment) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return seg.deleted
 }
 
 // segmentFor is the first segment holding id or anything after it; the last one if none does.
