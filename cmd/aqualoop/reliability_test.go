@@ -47,6 +47,8 @@ func newPlatform(t *testing.T, brokerURL string, influx *store.InfluxConfig, sql
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.InputsFile = ""
 	cfg.SQLite.Path = sqlitePath
+	// state.db and the rest of what serve writes stay in the test's folder, never the user's.
+	cfg.DataDir = t.TempDir()
 	cfg.Ingest.MQTT.Servers = []string{brokerURL}
 	if influx != nil {
 		cfg.InfluxDB = *influx
