@@ -201,6 +201,10 @@ func OpenInflux(ctx context.Context, cfg InfluxConfig, logger *slog.Logger) (*In
 		SetApplicationName("aqualoop")
 	s.client = influxdb2.NewClientWithOptions(s.base.String(), token, opts)
 	s.writer = s.client.WriteAPIBlocking(cfg.Org, cfg.Bucket)
+	if err := s.backfillRollups(ctx); err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("open influx store: fill roll-ups: %w", err)
+	}
 	logger.Info("influxdb store open", "url", s.base.Redacted(), "bucket", cfg.Bucket, "database", s.db)
 	return s, nil
 }
@@ -301,7 +305,10 @@ func (s *Influx) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 			AddField("coverage", b.Coverage).
 			SetTime(b.Start))
 	}
-	return s.writePoints(ctx, "write buckets", pts)
+	if err := s.writePoints(ctx, "write buckets", pts); err != nil {
+		return err
+	}
+	return s.rollUp(ctx, bs)
 }
 
 func (s *Influx) writePoints(ctx context.Context, what string, pts []*write.Point) error {

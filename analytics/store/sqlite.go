@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
@@ -31,13 +32,16 @@ type SQLite struct {
 	getLast     *sql.Stmt
 	getBuckets  *sql.Stmt
 	putMeter    *sql.Stmt
-	getTotals   *sql.Stmt
-	getFlags    *sql.Stmt
 	putInput    *sql.Stmt
 	getInputs   *sql.Stmt
 	delResult   *sql.Stmt
 	putResult   *sql.Stmt
 	getResults  *sql.Stmt
+	rollHours   *sql.Stmt
+	rollDays    *sql.Stmt
+
+	totalsMu sync.Mutex
+	totals   map[string]*sql.Stmt // MeterTotals statements by shape of pieces
 }
 
 // sqliteMigrations are applied in order; the schema version is the number applied. Append only:
@@ -96,6 +100,9 @@ var sqliteMigrations = []string{
 		value    REAL    NOT NULL,
 		PRIMARY KEY (site, boundary, period, start, field)
 	) WITHOUT ROWID;`,
+
+	// 3: hour and day roll-ups of the ledger (see rollup.go), filled from the stored buckets.
+	sqliteRollupMigration(),
 }
 
 // OpenSQLite opens (creating if needed) the store file at path and brings its schema up to date.
@@ -184,8 +191,8 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
-	prep(s.r, &s.getTotals, totalsQuery)
-	prep(s.r, &s.getFlags, flagsQuery)
+	prep(s.w, &s.rollHours, sqlRollHours)
+	prep(s.w, &s.rollDays, sqlRollDays)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (site, start) DO UPDATE SET end = excluded.end, product = excluded.product,
@@ -262,6 +269,9 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 	}
 	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
 		if err := upsertRows(ctx, tx, bucketsUpsert, args); err != nil {
+			return err
+		}
+		if err := s.rollUp(ctx, tx, bs); err != nil {
 			return err
 		}
 		pm := tx.StmtContext(ctx, s.putMeter)
@@ -442,11 +452,16 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 func (s *SQLite) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.getTotals, s.getFlags, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults} {
+		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.rollHours, s.rollDays} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
+	s.totalsMu.Lock()
+	for _, st := range s.totals {
+		errs = append(errs, st.Close())
+	}
+	s.totalsMu.Unlock()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

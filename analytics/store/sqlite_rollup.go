@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aqualoop/aqualoop/analytics/engine"
+	"github.com/aqualoop/aqualoop/analytics/ledger"
+)
+
+// flagsOr is the union of a column of flags as SQL: SQLite has no bitwise-OR aggregate, so it
+// takes the MAX of each bit. Roll-up maintenance and MeterTotals read few rows (an hour of
+// buckets, or the pieces of a period), where these sixteen aggregates cost little.
+func flagsOr(col string) string {
+	parts := make([]string, 16)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("MAX(%s & %d)", col, 1<<i)
+	}
+	return "(" + strings.Join(parts, " | ") + ")"
+}
+
+// sqliteRollupMigration creates the hour and day roll-ups and fills them from the buckets
+// already stored (hour starts are floor(start / 1 h) in Unix time, so UTC hours and days).
+func sqliteRollupMigration() string {
+	table := func(name string) string {
+		return `CREATE TABLE ` + name + ` (
+			site     TEXT    NOT NULL,
+			meter    TEXT    NOT NULL,
+			start    INTEGER NOT NULL,
+			volume   REAL    NOT NULL,
+			coverage REAL    NOT NULL,
+			n        INTEGER NOT NULL,
+			flags    INTEGER NOT NULL,
+			PRIMARY KEY (site, meter, start)
+		) WITHOUT ROWID;`
+	}
+	return table("rollup_hours") + table("rollup_days") + fmt.Sprintf(`
+	INSERT INTO rollup_hours (site, meter, start, volume, coverage, n, flags)
+		SELECT site, meter, start - (((start %% %[1]d) + %[1]d) %% %[1]d) AS h, SUM(volume), SUM(coverage), COUNT(*), %[3]s
+		FROM buckets GROUP BY site, meter, h;
+	INSERT INTO rollup_days (site, meter, start, volume, coverage, n, flags)
+		SELECT site, meter, start - (((start %% %[2]d) + %[2]d) %% %[2]d) AS d, SUM(volume), SUM(coverage), SUM(n), %[3]s
+		FROM rollup_hours GROUP BY site, meter, d;`, hourNs, dayNs, flagsOr("flags"))
+}
+
+// Roll-up maintenance: one statement re-sums every touched hour from its buckets, one every
+// touched day from its hours. The keys arrive as one JSON array, so a batch of buckets costs two
+// statements however many hours it touches.
+var (
+	sqlRollHours = fmt.Sprintf(`INSERT INTO rollup_hours (site, meter, start, volume, coverage, n, flags)
+		SELECT k.site, k.meter, k.start, SUM(b.volume), SUM(b.coverage), COUNT(*), %[2]s
+		FROM (SELECT value->>0 AS site, value->>1 AS meter, value->>2 AS start FROM json_each(?)) AS k
+		CROSS JOIN buckets AS b ON b.site = k.site AND b.meter = k.meter AND b.start >= k.start AND b.start < k.start + %[1]d
+		WHERE true
+		GROUP BY k.site, k.meter, k.start
+		ON CONFLICT (site, meter, start) DO UPDATE SET
+			volume = excluded.volume, coverage = excluded.coverage, n = excluded.n, flags = excluded.flags`, hourNs, flagsOr("b.flags"))
+	sqlRollDays = fmt.Sprintf(`INSERT INTO rollup_days (site, meter, start, volume, coverage, n, flags)
+		SELECT k.site, k.meter, k.start, SUM(h.volume), SUM(h.coverage), SUM(h.n), %[2]s
+		FROM (SELECT value->>0 AS site, value->>1 AS meter, value->>2 AS start FROM json_each(?)) AS k
+		CROSS JOIN rollup_hours AS h ON h.site = k.site AND h.meter = k.meter AND h.start >= k.start AND h.start < k.start + %[1]d
+		WHERE true
+		GROUP BY k.site, k.meter, k.start
+		ON CONFLICT (site, meter, start) DO UPDATE SET
+			volume = excluded.volume, coverage = excluded.coverage, n = excluded.n, flags = excluded.flags`, dayNs, flagsOr("h.flags"))
+)
+
+// rollUp re-sums, inside tx, the hours and days that the buckets bs (already written) touch.
+func (s *SQLite) rollUp(ctx context.Context, tx *sql.Tx, bs []ledger.Bucket) error {
+	hours, days := touchedPeriods(bs)
+	keys := func(ts []touched) (string, error) {
+		rows := make([][3]any, len(ts))
+		for i, t := range ts {
+			rows[i] = [3]any{t.site, t.meter, t.start}
+		}
+		b, err := json.Marshal(rows)
+		return string(b), err
+	}
+	hk, err := keys(hours)
+	if err != nil {
+		return fmt.Errorf("encode touched hours: %w", err)
+	}
+	if _, err := tx.StmtContext(ctx, s.rollHours).ExecContext(ctx, hk); err != nil {
+		return fmt.Errorf("roll up %d hours: %w", len(hours), err)
+	}
+	dk, err := keys(days)
+	if err != nil {
+		return fmt.Errorf("encode touched days: %w", err)
+	}
+	if _, err := tx.StmtContext(ctx, s.rollDays).ExecContext(ctx, dk); err != nil {
+		return fmt.Errorf("roll up %d days: %w", len(days), err)
+	}
+	return nil
+}
+
+// totalsSQL is the MeterTotals query for a sequence of pieces: each piece is a range of one
+// table walked per meter along its primary key (bucket_meters drives the outer loop, as in
+// the old single-table query), and the pieces are summed per meter.
+func totalsSQL(kinds []rangeKind) string {
+	var parts []string
+	for _, k := range kinds {
+		switch k {
+		case fromBuckets:
+			parts = append(parts, `SELECT m.meter AS meter, b.volume AS v, b.coverage AS c, 1 AS n, b.flags AS f
+				FROM bucket_meters AS m CROSS JOIN buckets AS b ON b.site = m.site AND b.meter = m.meter AND b.start >= ? AND b.start <= ?
+				WHERE m.site = ?`)
+		case fromHours, fromDays:
+			t := "rollup_hours"
+			if k == fromDays {
+				t = "rollup_days"
+			}
+			parts = append(parts, `SELECT m.meter AS meter, r.volume AS v, r.coverage AS c, r.n AS n, r.flags AS f
+				FROM bucket_meters AS m CROSS JOIN `+t+` AS r ON r.site = m.site AND r.meter = m.meter AND r.start >= ? AND r.start <= ?
+				WHERE m.site = ?`)
+		}
+	}
+	return `SELECT meter, SUM(v), SUM(c), SUM(n), ` + flagsOr("f") + ` FROM (` + strings.Join(parts, " UNION ALL ") + `) GROUP BY meter ORDER BY meter`
+}
+
+// totalsStmt returns the prepared MeterTotals statement for a shape of pieces (there are only
+// a handful of shapes).
+func (s *SQLite) totalsStmt(kinds []rangeKind) (*sql.Stmt, error) {
+	key := fmt.Sprint(kinds)
+	s.totalsMu.Lock()
+	defer s.totalsMu.Unlock()
+	if st, ok := s.totals[key]; ok {
+		return st, nil
+	}
+	st, err := s.r.Prepare(totalsSQL(kinds))
+	if err != nil {
+		return nil, fmt.Errorf("prepare totals query: %w", err)
+	}
+	if s.totals == nil {
+		s.totals = map[string]*sql.Stmt{}
+	}
+	s.totals[key] = st
+	return st, nil
+}
+
+// MeterTotals sums a site's buckets with from <= start < to per meter, in meter order, reading
+// the hour and day roll-ups for the whole hours and days inside the period and buckets only at
+// its edges. Meters without a bucket in the range are left out.
+func (s *SQLite) MeterTotals(ctx context.Context, site string, from, to time.Time) ([]engine.MeterTotal, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	pieces := split(lo, hi)
+	kinds := make([]rangeKind, len(pieces))
+	args := make([]any, 0, 3*len(pieces))
+	for i, p := range pieces {
+		kinds[i] = p.kind
+		args = append(args, p.lo, p.hi, site)
+	}
+	st, err := s.totalsStmt(kinds)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
+	}
+	defer rows.Close()
+	var out []engine.MeterTotal
+	for rows.Next() {
+		var t engine.MeterTotal
+		var flags int64
+		if err := rows.Scan(&t.Meter, &t.Volume, &t.Coverage, &t.Buckets, &flags); err != nil {
+			return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
+		}
+		t.Flags = ledger.Flag(flags)
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sum buckets of %s: %w", site, err)
+	}
+	return out, nil
+}
