@@ -126,7 +126,7 @@ func testRollups(t *testing.T, s rollupStore) {
 	}
 	period := func() (time.Time, time.Time) {
 		loc := zones[rng.IntN(len(zones))]
-		from := start.Add(time.Duration(rng.Int64N(int64(span)*int64(time.Minute)))).Add(-24 * time.Hour).In(loc)
+		from := start.Add(time.Duration(rng.Int64N(int64(span) * int64(time.Minute)))).Add(-24 * time.Hour).In(loc)
 		switch rng.IntN(4) {
 		case 0: // a local day or several
 			from = time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, loc)

@@ -39,6 +39,8 @@ type SQLite struct {
 	getResults  *sql.Stmt
 	rollHours   *sql.Stmt
 	rollDays    *sql.Stmt
+	putReadings *sql.Stmt // readingsUpsert of upsertChunk rows
+	putBuckets  *sql.Stmt // bucketsUpsert of upsertChunk rows
 
 	totalsMu sync.Mutex
 	totals   map[string]*sql.Stmt // MeterTotals statements by shape of pieces
@@ -191,6 +193,8 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+	prep(s.w, &s.putReadings, readingsUpsert.full)
+	prep(s.w, &s.putBuckets, bucketsUpsert.full)
 	prep(s.w, &s.rollHours, sqlRollHours)
 	prep(s.w, &s.rollDays, sqlRollDays)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
@@ -246,7 +250,7 @@ func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) erro
 		args = append(args, r.Site, r.Meter, r.Time.UnixNano(), r.Edge, int64(r.Seq), string(r.TimeSource), string(js))
 	}
 	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
-		return upsertRows(ctx, tx, readingsUpsert, args)
+		return upsertRows(ctx, tx, readingsUpsert, s.putReadings, args)
 	})
 }
 
@@ -268,7 +272,7 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 		meters[siteMeter{b.Site, b.Meter}] = true
 	}
 	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
-		if err := upsertRows(ctx, tx, bucketsUpsert, args); err != nil {
+		if err := upsertRows(ctx, tx, bucketsUpsert, s.putBuckets, args); err != nil {
 			return err
 		}
 		if err := s.rollUp(ctx, tx, bs); err != nil {
@@ -285,16 +289,19 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 }
 
 // upsert is an INSERT of many rows in one statement: the driver parses every statement it
-// executes, so a statement per row would spend more time parsing than writing.
+// executes unless it is prepared, and a statement per row would spend more time in the driver
+// than in SQLite. The full-size statement is prepared once.
 type upsert struct {
 	head, tail string
 	cols       int
 	full       string // the statement for upsertChunk rows
 }
 
-// upsertChunk is the most rows per statement: 7 columns × 256 rows stay far below SQLite's
-// limit on bound parameters.
-const upsertChunk = 256
+// upsertChunk is the most rows per statement. modernc's driver matches each bound parameter to
+// its argument by a linear search, so binding is quadratic in the parameters of a statement:
+// 256 rows of 7 columns spent a fifth of ingest's time binding. 8 rows keep the search short
+// and the statements few (BenchmarkIngest, docs/performance.md).
+const upsertChunk = 8
 
 func newUpsert(head, tail string, cols int) *upsert {
 	u := &upsert{head: head, tail: tail, cols: cols}
@@ -317,15 +324,22 @@ var (
 			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`, 6)
 )
 
-// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows.
-func upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, args []any) error {
+// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows; full
+// is u.full prepared.
+func upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, full *sql.Stmt, args []any) error {
+	var fst *sql.Stmt
 	for len(args) > 0 {
 		n := min(len(args)/u.cols, upsertChunk)
-		q := u.full
-		if n < upsertChunk {
-			q = u.sql(n)
+		var err error
+		if n == upsertChunk {
+			if fst == nil {
+				fst = tx.StmtContext(ctx, full)
+			}
+			_, err = fst.ExecContext(ctx, args[:n*u.cols]...)
+		} else {
+			_, err = tx.ExecContext(ctx, u.sql(n), args[:n*u.cols]...)
 		}
-		if _, err := tx.ExecContext(ctx, q, args[:n*u.cols]...); err != nil {
+		if err != nil {
 			return fmt.Errorf("%d rows from %v/%v at %v: %w", n, args[0], args[1], args[2], err)
 		}
 		args = args[n*u.cols:]
@@ -452,7 +466,7 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 func (s *SQLite) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.rollHours, s.rollDays} {
+		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.rollHours, s.rollDays, s.putReadings, s.putBuckets} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -38,14 +38,18 @@ func sqliteRollupMigration() string {
 			PRIMARY KEY (site, meter, start)
 		) WITHOUT ROWID;`
 	}
-	return table("rollup_hours") + table("rollup_days") + fmt.Sprintf(`
+	return table("rollup_hours") + table("rollup_days") + sqliteRollupFill
+}
+
+// sqliteRollupFill sums every stored bucket into the roll-ups (the migration, and benchmark
+// fixtures that generate buckets in SQL).
+var sqliteRollupFill = fmt.Sprintf(`
 	INSERT INTO rollup_hours (site, meter, start, volume, coverage, n, flags)
 		SELECT site, meter, start - (((start %% %[1]d) + %[1]d) %% %[1]d) AS h, SUM(volume), SUM(coverage), COUNT(*), %[3]s
 		FROM buckets GROUP BY site, meter, h;
 	INSERT INTO rollup_days (site, meter, start, volume, coverage, n, flags)
 		SELECT site, meter, start - (((start %% %[2]d) + %[2]d) %% %[2]d) AS d, SUM(volume), SUM(coverage), SUM(n), %[3]s
 		FROM rollup_hours GROUP BY site, meter, d;`, hourNs, dayNs, flagsOr("flags"))
-}
 
 // Roll-up maintenance: one statement re-sums every touched hour from its buckets, one every
 // touched day from its hours. The keys arrive as one JSON array, so a batch of buckets costs two
