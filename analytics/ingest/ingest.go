@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type Config struct {
 	Group string `yaml:"group"`
 	// Sites this instance ingests ("+" for all), the unit of sharding.
 	Sites []string `yaml:"sites"`
+	// Partition splits the modelled sites between instances by a stable hash (partition.go);
+	// when set it replaces Sites and Group: each instance subscribes, without a shared group, to
+	// the sites it owns, under a client id that ends in its index.
+	Partition Partition `yaml:"partition"`
 }
 
 // Default fills in defaults.
@@ -49,6 +54,10 @@ func (c *Config) Default() {
 	if len(c.Sites) == 0 {
 		c.Sites = []string{"+"}
 	}
+	c.Partition.Default()
+	if c.Partition.Partitioned() && !strings.HasSuffix(c.MQTT.ClientID, fmt.Sprintf("-%d", c.Partition.Index)) {
+		c.MQTT.ClientID = fmt.Sprintf("%s-%d", c.MQTT.ClientID, c.Partition.Index)
+	}
 }
 
 // Validate reports every problem under path.
@@ -62,6 +71,7 @@ func (c *Config) Validate(p *config.Problems, path string) {
 			p.Addf(fmt.Sprintf("%s.sites[%d]", path, i), "%q is neither a site id nor +", s)
 		}
 	}
+	c.Partition.Validate(p, path+".partition")
 }
 
 // Store is what ingest writes to.
@@ -132,6 +142,8 @@ type Options struct {
 	OnBuckets func([]ledger.Bucket)
 	// Now is the wall clock, for lag metrics.
 	Now func() time.Time
+	// Sites are the modelled site ids; with a partition, ingest subscribes to those it owns.
+	Sites []string
 }
 
 // Ingester consumes readings.
@@ -185,12 +197,14 @@ func (in *Ingester) Run(ctx context.Context) error {
 	// per-meter order, and a full queue holds up the broker's delivery instead of memory.
 	o.SetOrderMatters(true)
 	o.SetAutoAckDisabled(true)
-	filters := map[string]byte{}
-	for _, s := range in.cfg.Sites {
-		filters[wire.ReadingFilter(in.cfg.Group, s)] = 1
-	}
+	filters, drop := in.filters()
 	queue := make(chan Message, 2*maxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
+		if !in.owns(m.Topic()) {
+			// Another instance owns this site and has its own subscription.
+			m.Ack()
+			return
+		}
 		select {
 		case queue <- Message{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}:
 		case <-ctx.Done():
@@ -198,6 +212,12 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}
 	o.SetOnConnectHandler(func(c mqtt.Client) {
+		if len(drop) > 0 {
+			// The persistent session may still hold subscriptions of an earlier partition.
+			if t := c.Unsubscribe(drop...); t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {
+				in.opts.Logger.Warn("unsubscribing from other partitions' sites failed; their readings are dropped here", "err", t.Error())
+			}
+		}
 		in.opts.Logger.Info("mqtt connected, subscribing", "topic", fmt.Sprint(filters))
 		t := c.SubscribeMultiple(filters, handler)
 		if t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {

@@ -196,7 +196,7 @@ func (s *Influx) writeRollup(ctx context.Context, measurement, site string, rows
 			AddField("flags", int64(r.flagsOr)).
 			SetTime(time.Unix(0, r.start)))
 	}
-	return s.writePoints(ctx, "write "+measurement, pts)
+	return s.writePointsTo(ctx, s.roller, "write "+measurement, pts)
 }
 
 // MeterTotals sums a site's buckets with from <= start < to per meter, in meter order: one

@@ -122,7 +122,9 @@ func OpenSQLite(path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	// 32 MiB of page cache per reading connection: a year's roll-ups of a park are a few
+	// thousand pages, read again by every period query.
+	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-32768)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)

@@ -120,9 +120,14 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Sink:    eng.LogSink(o.Logger.With("component", "benchmark")),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
+		// With a partition this instance evaluates its own sites; the others' snapshots are
+		// computed from the shared store when asked for.
+		Owns: cfg.Ingest.Partition.Owns,
 	})
 	known := map[string]bool{}
+	var siteIDs []string
 	for _, s := range sites {
+		siteIDs = append(siteIDs, s.ID)
 		for _, m := range s.Meters {
 			known[s.ID+"/"+m.ID] = true
 		}
@@ -133,6 +138,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Metrics:   im,
 		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
 		OnBuckets: eval.Notify,
+		Sites:     siteIDs,
 	})
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -145,8 +151,9 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
 		Health: func() (map[string]any, bool) {
 			return map[string]any{
-				"store":    map[string]any{"kind": storeKind(cfg)},
-				"rejected": map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
+				"store":     map[string]any{"kind": storeKind(cfg)},
+				"partition": map[string]int{"index": cfg.Ingest.Partition.Index, "count": max(cfg.Ingest.Partition.Count, 1)},
+				"rejected":  map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
 			}, true
 		},
 	}))
