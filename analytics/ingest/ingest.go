@@ -211,6 +211,11 @@ func (in *Ingester) Run(ctx context.Context) error {
 			// Not acknowledged: the broker delivers it again to the next session.
 		}
 	}
+	// A resumed persistent session delivers its queued messages right after CONNACK, before
+	// the subscriptions below are (re)made: without a default handler paho has no route for
+	// them, they are never acknowledged and fill the broker's in-flight window, and nothing
+	// more arrives. The default handler takes them like any other.
+	o.SetDefaultPublishHandler(handler)
 	o.SetOnConnectHandler(func(c mqtt.Client) {
 		if len(drop) > 0 {
 			// The persistent session may still hold subscriptions of an earlier partition.
