@@ -55,9 +55,6 @@ func (c *InfluxConfig) Default() {
 	if c.Database == "" {
 		c.Database, _, _ = strings.Cut(c.Bucket, "/")
 	}
-	if c.RollupBucket == "" {
-		c.RollupBucket = c.Bucket
-	}
 }
 
 // Validate reports every problem of the section at path (for example "store.influx").
@@ -206,6 +203,9 @@ func OpenInflux(ctx context.Context, cfg InfluxConfig, logger *slog.Logger) (*In
 		return nil, fmt.Errorf("open influx store: no URL is reachable: %s", strings.Join(errs, "; "))
 	}
 
+	if cfg.RollupBucket == "" {
+		cfg.RollupBucket = cfg.Bucket
+	}
 	_, s.rollRP, _ = strings.Cut(cfg.RollupBucket, "/")
 	if cfg.CreateDatabase {
 		q := "CREATE DATABASE " + quoteIdent(s.db)
