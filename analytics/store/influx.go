@@ -143,6 +143,7 @@ type Influx struct {
 	client influxdb2.Client
 	writer api.WriteAPIBlocking
 	roller api.WriteAPIBlocking // writes to RollupBucket
+	rc     rollCache
 	http   *http.Client
 	logger *slog.Logger
 	// maxBatch is the most points per write request, chunkSize the most rows per chunk of a
@@ -334,7 +335,7 @@ func (s *Influx) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 	if err := s.writePoints(ctx, "write buckets", pts); err != nil {
 		return err
 	}
-	return s.rollUp(ctx, bs)
+	return s.rollUpCached(ctx, bs)
 }
 
 func (s *Influx) writePoints(ctx context.Context, what string, pts []*write.Point) error {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -63,6 +62,9 @@ func (s *Influx) aggregate(ctx context.Context, measurement, site string, meters
 	for _, se := range ss {
 		col := se.col()
 		for _, row := range se.Values {
+			if row[col["volume"]] == nil {
+				continue // no point in this interval
+			}
 			r := aggRow{meter: se.Tags["meter"]}
 			var err error
 			if r.start, err = asInt(row[col["time"]]); err == nil {
@@ -135,66 +137,21 @@ func (s *Influx) unionFlags(ctx context.Context, measurement, site string, rows 
 	return nil
 }
 
-// rollUp re-sums the hours and then the days that the written buckets bs touch.
-func (s *Influx) rollUp(ctx context.Context, bs []ledger.Bucket) error {
-	hours, _ := touchedPeriods(bs)
-	// Runs of nearby hours per site become one query each, so a batch of in-order data costs
-	// two queries and two writes, and a late bucket months back one more run.
-	type run struct {
-		site   string
-		lo, hi int64 // hour starts
-		meters map[string]bool
-	}
-	bySite := map[string][]touched{}
-	for _, h := range hours {
-		bySite[h.site] = append(bySite[h.site], h)
-	}
-	var runs []*run
-	for _, site := range slices.Sorted(maps.Keys(bySite)) {
-		hs := bySite[site]
-		slices.SortFunc(hs, func(a, b touched) int { return cmp.Compare(a.start, b.start) })
-		var cur *run
-		for _, h := range hs {
-			if cur == nil || h.start > cur.hi+2*hourNs {
-				cur = &run{site: site, lo: h.start, hi: h.start, meters: map[string]bool{}}
-				runs = append(runs, cur)
-			}
-			cur.hi = max(cur.hi, h.start)
-			cur.meters[h.meter] = true
-		}
-	}
-	for _, r := range runs {
-		meters := slices.Sorted(maps.Keys(r.meters))
-		hrs, err := s.aggregate(ctx, "volume", r.site, meters, r.lo, r.hi+hourNs-1, "1h")
-		if err != nil {
-			return err
-		}
-		if err := s.writeRollup(ctx, "volume_hour", r.site, hrs); err != nil {
-			return err
-		}
-		d0, d1 := floorTo(r.lo, dayNs), floorTo(r.hi, dayNs)+dayNs-1
-		days, err := s.aggregate(ctx, "volume_hour", r.site, meters, d0, d1, "1d")
-		if err != nil {
-			return err
-		}
-		if err := s.writeRollup(ctx, "volume_day", r.site, days); err != nil {
-			return err
-		}
-	}
-	return nil
+func rollupPoint(measurement, site string, r aggRow) *write.Point {
+	return write.NewPointWithMeasurement(measurement).
+		AddTag("site", site).
+		AddTag("meter", r.meter).
+		AddField("volume", r.volume).
+		AddField("coverage", r.coverage).
+		AddField("n", r.n).
+		AddField("flags", int64(r.flagsOr)).
+		SetTime(time.Unix(0, r.start))
 }
 
 func (s *Influx) writeRollup(ctx context.Context, measurement, site string, rows []aggRow) error {
 	pts := make([]*write.Point, 0, len(rows))
 	for _, r := range rows {
-		pts = append(pts, write.NewPointWithMeasurement(measurement).
-			AddTag("site", site).
-			AddTag("meter", r.meter).
-			AddField("volume", r.volume).
-			AddField("coverage", r.coverage).
-			AddField("n", r.n).
-			AddField("flags", int64(r.flagsOr)).
-			SetTime(time.Unix(0, r.start)))
+		pts = append(pts, rollupPoint(measurement, site, r))
 	}
 	return s.writePointsTo(ctx, s.roller, "write "+measurement, pts)
 }
@@ -241,6 +198,10 @@ func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Tim
 		col := se.col()
 		meter := se.Tags["meter"]
 		for _, row := range se.Values {
+			if row[col["volume"]] == nil {
+				// A series of the shard with no point in the range: InfluxDB answers nulls.
+				continue
+			}
 			a := byMeter[meter]
 			if a == nil {
 				a = &acc{t: engine.MeterTotal{Meter: meter}}
