@@ -23,7 +23,7 @@ import (
 // rollCacheMax entries, and entries touched by a failed write are forgotten.
 type rollCache struct {
 	mu    sync.Mutex
-	hours map[touched]map[int64]cell  // (site, meter, hour) → bucket start → value
+	hours map[touched]map[int64]cell   // (site, meter, hour) → bucket start → value
 	days  map[touched]map[int64]aggRow // (site, meter, day) → hour start → hour sum
 }
 
