@@ -3,7 +3,7 @@
 #   make test   install what the tests need on a fresh machine, then run every test
 GOPATH_BIN := $(shell go env GOPATH)/bin
 INFLUXD    := $(GOPATH_BIN)/influxd
-APT_PKGS   := mosquitto socat python3-pymodbus
+APT_PKGS   := mosquitto socat python3-pymodbus prometheus-alertmanager chromium fonts-noto-cjk poppler-utils fonts-droid-fallback fonts-dejavu-core
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-deps build bench

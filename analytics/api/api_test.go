@@ -46,6 +46,7 @@ plans:
 var now = time.Date(2026, 3, 2, 10, 30, 0, 0, time.FixedZone("CST", 8*3600))
 
 type fixture struct {
+	opts api.Options
 	url  string
 	st   *store.SQLite
 	eval *engine.Evaluator
@@ -84,7 +85,7 @@ func start(t *testing.T, withEvaluator bool) *fixture {
 	}
 	srv := httptest.NewServer(api.Handler(o))
 	t.Cleanup(srv.Close)
-	f.url = srv.URL
+	f.url, f.opts = srv.URL, o
 	return f
 }
 
@@ -175,9 +176,11 @@ func TestErrors(t *testing.T) {
 		if code != tt.want {
 			t.Errorf("%s %s %s: %d %s, want %d", tt.method, tt.path, tt.body, code, b, tt.want)
 		}
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			t.Errorf("%s %s: body %s has no error message", tt.method, tt.path, b)
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal(b, &e) != nil || e.Error.Message == "" || e.Error.Code == "" {
+			t.Errorf("%s %s: body %s has no error code and message", tt.method, tt.path, b)
 		}
 	}
 }
@@ -294,19 +297,5 @@ func TestSnapshot(t *testing.T) {
 	getInto(t, f.url+"/api/v1/parks", &parks)
 	if len(parks) != 1 || parks[0].ID != "p" || len(parks[0].Sites) != 1 {
 		t.Errorf("parks %+v", parks)
-	}
-}
-
-func TestStatusPage(t *testing.T) {
-	f := start(t, false)
-	code, b := do(t, http.MethodGet, f.url+"/", "")
-	page := string(b)
-	if code != http.StatusOK || !strings.Contains(page, "live water balance") {
-		t.Fatalf("status page: %d", code)
-	}
-	for _, want := range []string{"/snapshot", "closure", "imbalance", "burn-down"} {
-		if !strings.Contains(page, want) {
-			t.Errorf("the status page does not show %q", want)
-		}
 	}
 }

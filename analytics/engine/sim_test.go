@@ -31,8 +31,8 @@ func truthBuckets(p *sim.Plant, site string, from, to time.Time) []ledger.Bucket
 
 // TestSimulatorProperty runs the demo site model on the simulator's truth over random intervals:
 // the engine's R equals the truth's, every derived flow equals what really flowed, and the site
-// balance closes on exactly what the model does not meter (the distribution leak and workshop
-// 1's water into product). The simulator's noise is on flow rates only; its totalizers, and so
+// balance closes on exactly the simulator's leak: the model accounts for every other path the
+// water takes, so the leakage Kl the demo shows is the plant's real one. The simulator's noise is on flow rates only; its totalizers, and so
 // these buckets, are exact, so nothing else may be left over.
 func TestSimulatorProperty(t *testing.T) {
 	cfg, err := sim.LoadConfig("../../configs/demo/plant.yaml")
@@ -92,30 +92,32 @@ func TestSimulatorProperty(t *testing.T) {
 			t.Errorf("[%v +%v]: coverage %v with every minute present", from, span, ind.Coverage)
 		}
 		for _, f := range ind.Flows {
-			want := truth.Flows[f.ID]
-			if f.ID == "office_supply" {
-				want += truth.VL // derived from the main's meters, it carries the main's leak
+			want, ok := truth.Flows[f.ID]
+			if !ok {
+				t.Errorf("flow %s of the site model is not a flow of the simulator", f.ID)
 			}
 			if rel(f.Volume, want) > 1e-9 {
 				t.Errorf("[%v +%v]: flow %s %v m³, truth %v", from, span, f.ID, f.Volume, want)
 			}
 		}
-		unmetered := truth.VL + truth.Flows["ws1_into_product"]
-		if rel(bal.Whole.Vl, unmetered) > 1e-9 || rel(ind.Volumes.Vl, unmetered) > 1e-9 {
-			t.Errorf("[%v +%v]: balance residual %v (indicators %v), want the leak %v + workshop 1's use %v",
-				from, span, bal.Whole.Vl, ind.Volumes.Vl, truth.VL, truth.Flows["ws1_into_product"])
+		if rel(bal.Whole.Vl, truth.VL) > 1e-9 || rel(ind.Volumes.Vl, truth.VL) > 1e-9 {
+			t.Errorf("[%v +%v]: balance residual %v (indicators %v), want the leak %v",
+				from, span, bal.Whole.Vl, ind.Volumes.Vl, truth.VL)
+		}
+		if kl := ind.Rates.LeakageRate.Value; kl == nil || rel(*kl, truth.VL/truth.VI) > 1e-9 {
+			t.Errorf("[%v +%v]: Kl %v, want the true leak over intake %v", from, span, ind.Rates.LeakageRate.Value, truth.VL/truth.VI)
 		}
 		if !bal.Whole.ClosureOK {
 			t.Errorf("[%v +%v]: closure check fails: %+v", from, span, bal.Whole)
 		}
-		// The units whose every flow the model has balance to zero; ws1, the boiler, the office
-		// and the outfall exchange steam, blowdown and sewage the model leaves out.
+		// Every unit balances to zero but the distribution main, whose residual is the leak.
 		for _, n := range bal.Nodes {
-			switch n.ID {
-			case "dist", "wellmain", "ws2", "cooling", "reuse":
-				if rel(n.Residual, 0) > 1e-9 {
-					t.Errorf("[%v +%v]: node %s residual %v, want 0", from, span, n.ID, n.Residual)
-				}
+			want := 0.0
+			if n.ID == "dist" {
+				want = truth.VL
+			}
+			if rel(n.Residual, want) > 1e-9 {
+				t.Errorf("[%v +%v]: node %s residual %v, want %v", from, span, n.ID, n.Residual, want)
 			}
 		}
 	}

@@ -142,6 +142,12 @@ type Options struct {
 	OnBuckets func([]ledger.Bucket)
 	// Now is the wall clock, for lag metrics.
 	Now func() time.Time
+	// OnReadings receives every set of readings after they are stored (meter liveness for
+	// alerting; the platform clock at the call is when they were heard).
+	OnReadings func([]collector.Reading)
+	// OnStatus receives the edges' retained online/offline status; setting it subscribes to the
+	// status topics.
+	OnStatus func(site, edge string, online bool, at time.Time)
 	// Sites are the modelled site ids; with a partition, ingest subscribes to those it owns.
 	Sites []string
 }
@@ -157,6 +163,8 @@ type Ingester struct {
 	mu     sync.Mutex
 	seen   map[string]*recent // meter key → recently stored sequence numbers
 	logged map[string]bool    // rejection kinds already logged
+
+	state connState // broker connection and unacknowledged messages (state.go)
 }
 
 // New prepares an ingester; Run connects it.
@@ -200,6 +208,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	filters, drop := in.filters()
 	queue := make(chan Message, 2*maxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
+		in.state.received(in.opts.Now())
 		if !in.owns(m.Topic()) {
 			// Another instance owns this site and has its own subscription.
 			m.Ack()
@@ -228,7 +237,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {
 			in.opts.Logger.Error("subscribe failed", "err", t.Error())
 		}
+		in.subscribeStatus(c)
 	})
+	o.SetConnectionNotificationHandler(in.state.notify(in.opts.Logger, in.opts.Now))
 	o.SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 		in.opts.Logger.Warn("mqtt connection lost, reconnecting; the broker keeps the session", "err", err)
 	})
@@ -270,6 +281,7 @@ func (in *Ingester) consume(ctx context.Context, queue <-chan Message) {
 				m.Ack()
 			}
 		}
+		in.state.acked(len(batch))
 	}
 }
 
@@ -338,6 +350,13 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 		valid = kept
 	} else if err != nil {
 		return err
+	}
+	if in.opts.OnReadings != nil {
+		stored := make([]collector.Reading, len(valid))
+		for i, a := range valid {
+			stored[i] = a.r
+		}
+		in.opts.OnReadings(stored)
 	}
 	now := in.opts.Now()
 	changed := map[bucketKey]int{}

@@ -34,7 +34,7 @@ const (
 	Fault
 )
 
-var flagNames = []string{"rollover", "reset", "clamped", "spike", "gap", "derived", "estimated", "fault"}
+var flagNames = []string{"rollover", "reset", "clamped", "spike", "gap", "derived", "estimated", "fault", "replaced"}
 
 // String lists the set flags, comma-separated, in a fixed order.
 func (f Flag) String() string {

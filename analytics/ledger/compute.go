@@ -51,12 +51,16 @@ func (k stepKind) flag() Flag {
 		return Fault
 	case stepSpike:
 		return Spike
+	case stepReplaced:
+		return Reset | Replaced
 	}
 	return 0
 }
 
 // measured reports whether a step's volume is known (as opposed to rejected and left at zero).
-func (k stepKind) measured() bool { return k == stepOK || k == stepRollover || k == stepClamped }
+func (k stepKind) measured() bool {
+	return k == stepOK || k == stepRollover || k == stepClamped || k == stepReplaced
+}
 
 // limit is the largest plausible volume over dt nanoseconds; only meaningful when Q4 is known.
 func (p *params) limit(dt int64) float64 {
@@ -196,6 +200,9 @@ func (p *params) walk(ss []sample, v visitor) {
 		}
 		iv := interval{a: ss[base], b: ss[j], gap: ss[j].t-ss[base].t > p.gapAfter}
 		iv.delta, iv.kind = p.classify(iv.a, iv.b)
+		if iv.kind == stepReset {
+			iv.delta, iv.kind = p.swap(iv.a, iv.b)
+		}
 		v.interval(iv)
 		base = j
 	}
@@ -259,7 +266,7 @@ func (s *Stats) count(k stepKind) {
 		s.Rollovers++
 	case stepClamped:
 		s.Clamped++
-	case stepReset:
+	case stepReset, stepReplaced:
 		s.Resets++
 	case stepFault:
 		s.Faults++

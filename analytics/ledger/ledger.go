@@ -40,6 +40,7 @@ type Ledger struct {
 	log     *slog.Logger
 	metrics *Metrics
 	specs   map[meterKey]MeterSpec
+	swaps   Replacements
 
 	mu     sync.Mutex
 	meters map[meterKey]*meterState
@@ -120,6 +121,7 @@ func (l *Ledger) state(site, meter string) *meterState {
 			l.log.Warn("meter has no ledger spec; using defaults without rollover or spike checks", "site", site, "meter", meter)
 		}
 		m = &meterState{p: spec.params()}
+		m.p.swaps = l.swaps
 		l.meters[k] = m
 	}
 	return m

@@ -82,9 +82,10 @@ type params struct {
 	tol         float64
 	near        float64
 	noise       float64
-	zeroBand    float64 // 0: derive per step
-	interval    int64   // ns
-	gapAfter    int64   // ns
+	zeroBand    float64      // 0: derive per step
+	interval    int64        // ns
+	gapAfter    int64        // ns
+	swaps       Replacements // nil: a reset's volume stays unknown
 }
 
 func (s MeterSpec) params() params {

@@ -79,7 +79,7 @@ func TestInfluxConfig(t *testing.T) {
 		{
 			name:    "unknown key",
 			yaml:    "influx:\n  urls: [http://a]\n  bucket: b\n  password: x\n",
-			wantErr: []string{"t.yaml:4: password: unknown key"},
+			wantErr: []string{"t.yaml:4: influx.password: unknown key"},
 		},
 	}
 	for _, tt := range tests {

@@ -2,16 +2,16 @@ package main
 
 import (
 	"context"
-	"flag"
+	"io"
 	"log/slog"
 
 	"github.com/aqualoop/aqualoop/collector/edge"
 )
 
-func cmdCollect(ctx context.Context, args []string, logger *slog.Logger) error {
-	fs := flag.NewFlagSet("collect", flag.ContinueOnError)
-	path := fs.String("config", "configs/demo/edge.yaml", "edge config file")
-	if err := fs.Parse(args); err != nil {
+func cmdCollect(ctx context.Context, args []string, stdout, stderr io.Writer, logger *slog.Logger) error {
+	fs := newFlags("collect", "--config FILE", stderr)
+	path := fs.String("config", "configs/demo/edge.yaml", "edge config file (reference: docs/edge.md)")
+	if err := parse(fs, args, stdout); err != nil {
 		return err
 	}
 	cfg, err := edge.LoadConfig(*path)

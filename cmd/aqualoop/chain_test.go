@@ -54,7 +54,7 @@ func startChain(t *testing.T, ctx context.Context, timeScale float64, brokerURL 
 		t.Fatal(err)
 	}
 	platCfg.HTTP.Listen = "127.0.0.1:0"
-	platCfg.SQLite.Path = filepath.Join(t.TempDir(), "aqualoop.db")
+	platCfg.DataDir = t.TempDir()
 	platCfg.Ingest.MQTT.Servers = []string{brokerURL}
 	platCfg.Ingest.MQTT.ClientID = "platform-" + t.Name()
 	if influx != nil {
@@ -63,7 +63,7 @@ func startChain(t *testing.T, ctx context.Context, timeScale float64, brokerURL 
 	ready := make(chan string, 1)
 	servDone := make(chan error, 1)
 	go func() {
-		servDone <- serve(ctx, platCfg, serveOptions{Logger: logger, Now: plant.Now, Ready: func(a string) { ready <- a }})
+		servDone <- serve(ctx, platCfg, serveOptions{Logger: logger, Now: plant.Now, Ready: func(a string) { ready <- a }, AdminToken: chainToken})
 	}()
 	t.Cleanup(func() {
 		if err := <-servDone; err != nil {
@@ -106,9 +106,18 @@ func startChain(t *testing.T, ctx context.Context, timeScale float64, brokerURL 
 	return &chain{plant: plant, baseURL: "http://" + addr}
 }
 
+// chainToken is the admin API token the chain tests' platforms are started with.
+const chainToken = "aql_chain-test-admin-token-not-secret"
+
+// getJSON reads u with the chain's admin token.
 func getJSON(t *testing.T, u string, v any) {
 	t.Helper()
-	resp, err := http.Get(u)
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+chainToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,9 +233,10 @@ func TestChainMosquittoInfluxDB(t *testing.T) {
 }
 
 // TestDemo runs `aqualoop demo` in-process, exactly as the README's first command does (the
-// embedded mochi broker and SQLite, at the default 60× clock), and checks the promise made for it:
-// within 90 seconds of start the API's reuse rate for an interval is within 0.5 percentage points
-// of the simulator's ground truth, which the demo serves itself.
+// built-in configs, the embedded mochi broker and SQLite, at the default 60× clock), and checks
+// the promise made for it: within 90 seconds of start the API's reuse rate for an interval is
+// within 0.5 percentage points of the simulator's ground truth, which the demo serves itself, and
+// so is its leakage rate, because the demo's site model accounts for every path of the water.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -239,9 +249,9 @@ func TestDemo(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- demo(ctx, demoOptions{
-			Listen: "127.0.0.1:0", ConfigDir: "../../configs/demo", DataDir: t.TempDir(), TimeScale: 60,
-			Logger: testLogger(t),
-			Ready:  func(url string, p *sim.Plant) { ready <- up{url, p} },
+			Listen: "127.0.0.1:0", DataDir: t.TempDir(), TimeScale: 60,
+			Logger: testLogger(t), Token: chainToken,
+			Ready: func(url string, p *sim.Plant) { ready <- up{url, p} },
 		})
 	}()
 	var u up
@@ -256,7 +266,7 @@ func TestDemo(t *testing.T) {
 
 	var sites []siteSummaryJSON
 	getJSON(t, base+"/api/v1/sites", &sites)
-	if len(sites) != 1 || sites[0].ID != "demo" || sites[0].Meters != 15 {
+	if len(sites) != 1 || sites[0].ID != "demo" || sites[0].Meters != 16 {
 		t.Errorf("/api/v1/sites = %+v", sites)
 	}
 
@@ -275,6 +285,12 @@ func TestDemo(t *testing.T) {
 	if diffPP > 0.5 {
 		t.Errorf("demo reuse rate off by %.3f pp (limit 0.5)", diffPP)
 	}
+	kl, trueKl := ind.Rates.LeakageRate.Value, truth.VL/truth.VI
+	if kl == nil || math.Abs(*kl-trueKl) > 0.005 {
+		t.Errorf("demo leakage rate Kl %v, truth %.4f %% (limit 0.5 pp)", kl, 100*trueKl)
+	} else {
+		t.Logf("demo Kl = %.4f %%, truth %.4f %%", 100**kl, 100*trueKl)
+	}
 	var meters []struct {
 		ID      string `json:"id"`
 		Missing bool   `json:"missing"`
@@ -289,8 +305,13 @@ func TestDemo(t *testing.T) {
 		"/":        "live water balance",
 		"/metrics": "aqualoop_ingest_readings_stored_total",
 		"/healthz": `"ok": true`,
+		// Alerting is wired: its rules (defaults and configs/demo/alerts.yaml) and its gauges.
+		"/api/v1/rules":  `"leak_burst_municipal"`,
+		"/api/v1/alerts": `"alerts":`,
 	} {
-		resp, err := http.Get(base + path)
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+chainToken)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

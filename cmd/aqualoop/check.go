@@ -9,6 +9,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/aqualoop/aqualoop/alerting"
+	"github.com/aqualoop/aqualoop/alerting/notify"
 	"github.com/aqualoop/aqualoop/analytics"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/collector/config"
@@ -27,8 +29,11 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var files multiFlag
 	fs.Var(&files, "config", "config file to check (repeatable; positional arguments work too)")
-	kind := fs.String("kind", "", "site, edge, plant or platform (default: recognised from the file's keys)")
+	kind := fs.String("kind", "", "site, edge, plant, platform, notify or rules (default: recognised from the file's keys)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	files = append(files, fs.Args()...)
@@ -45,6 +50,13 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok (%s)\n", f, k)
+		if k == "platform" {
+			if cfg, err := loadPlatform(f); err == nil {
+				for _, w := range cfg.warnings() {
+					fmt.Fprintf(stdout, "%s: warning: %s\n", f, w)
+				}
+			}
+		}
 	}
 	if bad > 0 {
 		return 1
@@ -70,14 +82,28 @@ func checkFile(path, kind string) (string, error) {
 	case "plant":
 		_, err := sim.LoadConfig(path)
 		return kind, err
+	case "notify":
+		_, err := notify.LoadFile(path)
+		return kind, err
+	case "rules":
+		// Alone, a rules file is checked without the site models; through its platform file
+		// its meters and nodes are checked too.
+		_, err := alerting.LoadRules(path, nil)
+		return kind, err
 	case "platform":
 		cfg, err := loadPlatform(path)
 		if err != nil {
 			return kind, err
 		}
 		sites, err := cfg.loadSites()
-		if err != nil || cfg.InputsFile == "" {
+		if err != nil {
 			return kind, err
+		}
+		if _, err := cfg.loadRules(sites); err != nil {
+			return kind, err
+		}
+		if cfg.InputsFile == "" {
+			return kind, nil
 		}
 		f, err := os.Open(cfg.path(cfg.InputsFile))
 		if err != nil {
@@ -87,7 +113,7 @@ func checkFile(path, kind string) (string, error) {
 		_, err = engine.ReadInputsCSV(f, cfg.path(cfg.InputsFile), sites)
 		return kind, err
 	}
-	return "", fmt.Errorf("%s: kind %q is not one of site, edge, plant, platform", path, kind)
+	return "", fmt.Errorf("%s: kind %q is not one of site, edge, plant, platform, notify, rules", path, kind)
 }
 
 // detectKind recognises a file by its top-level keys.
@@ -109,8 +135,12 @@ func detectKind(path string) (string, error) {
 		return "platform", nil
 	case has("edge"):
 		return "edge", nil
+	case has("rules") || has("silences"):
+		return "rules", nil
 	case has("time_scale") || has("leak") || has("noise"):
 		return "plant", nil
+	case has("route") || has("receivers"):
+		return "notify", nil
 	}
-	return "", errors.New(path + ": cannot tell which kind of config this is; pass --kind site|edge|plant|platform")
+	return "", errors.New(path + ": cannot tell which kind of config this is; pass --kind site|edge|plant|platform|notify|rules")
 }

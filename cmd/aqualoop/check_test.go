@@ -39,7 +39,21 @@ func TestCheckReportsEveryProblem(t *testing.T) {
 		want []string
 	}{
 		{"testdata/bad-platform.yaml", []string{
-			"bad-platform.yaml:9: journal: unknown key",
+			"bad-platform.yaml:4: ingest.mqtt.servers[0]:",
+			"bad-platform.yaml:9: sqlite.journal: unknown key",
+		}},
+		{"testdata/bad-edge-types.yaml", []string{
+			`bad-edge-types.yaml:11: modbus[0].interval: "1min" is not a duration such as 15s, 2m or 1h30m`,
+			`bad-edge-types.yaml:14: modbus[0].meters[0].slave_id: 300 is not a whole number from 0 to 255`,
+			`bad-edge-types.yaml:18: modbus[0].meters[0].points[0].data_type: unknown key (did you mean "type"?)`,
+			`bad-edge-types.yaml:16: modbus[0].meters[0].points[0].type: is required for holding registers`,
+			`bad-edge-types.yaml:22: modbus[0].meters[0].points[1].type: "FLOAT" is not one of`,
+			`bad-edge-types.yaml:26: opcua[0].republish: unknown key (did you mean "republish_interval"?)`,
+			`bad-edge-types.yaml:30: opcua[0].meters[0].nodes[0].scale: "ten" is not a number`,
+		}},
+		{"testdata/bad-alerts.yaml", []string{
+			`bad-alerts.yaml:3: rules[0].kind: unknown rule kind "leakage"`,
+			`bad-alerts.yaml:5: silences[0].matchers[0]: matcher meter=~"(M01": bad regular expression`,
 		}},
 		{"testdata/bad-edge.yaml", []string{
 			`bad-edge.yaml:2: edge: "edge 1" is not a valid edge id`,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
@@ -15,12 +16,15 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/collector/edge"
 	"github.com/aqualoop/aqualoop/collector/sim"
+	"github.com/aqualoop/aqualoop/configs"
 )
 
 func cmdSimulate(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	path := fs.String("config", "configs/demo/plant.yaml", "plant config file")
 	listen := fs.String("listen", "127.0.0.1:8081", "address of the ground-truth API")
 	if err := fs.Parse(args); err != nil {
@@ -51,8 +55,8 @@ func cmdSimulate(ctx context.Context, args []string, stdout io.Writer, logger *s
 		case <-gctx.Done():
 			return nil
 		}
-		fmt.Fprintf(stdout, "simulator running: Modbus TCP %s, OPC UA %s (namespace %s), truth http://%s/api/v1/sim/truth\n",
-			plant.ModbusAddr(), plant.OPCUAEndpoint(), plant.NamespaceURI(), ln.Addr())
+		fmt.Fprintf(stdout, "simulator running: Modbus TCP %s, OPC UA %s (namespace %s), truth http://%s/api/v1/sim/truth, faults http://%s/api/v1/sim/faults\n",
+			plant.ModbusAddr(), plant.OPCUAEndpoint(), plant.NamespaceURI(), ln.Addr(), ln.Addr())
 		if err := srv.Serve(ln); err != http.ErrServerClosed {
 			return err
 		}
@@ -68,26 +72,63 @@ type demoOptions struct {
 	DataDir   string
 	TimeScale float64
 	Logger    *slog.Logger
+	// Token is the admin API token the demo stores and prints; empty makes a new one.
+	Token string
 	// Ready is called with the platform's base URL once everything runs.
 	Ready func(url string, plant *sim.Plant)
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	o := demoOptions{Logger: logger}
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address of the dashboard and API")
-	fs.StringVar(&o.ConfigDir, "configs", "configs/demo", "folder with plant.yaml, edge.yaml, aqualoop.yaml and site.yaml")
-	fs.StringVar(&o.DataDir, "data", "", "folder for the SQLite store (default: a new temporary folder)")
+	fs.StringVar(&o.ConfigDir, "config-dir", "", "folder with plant.yaml, edge.yaml, aqualoop.yaml, site.yaml and inputs.csv (default: the built-in demo files, written to the data folder)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "folder for the demo's configs, SQLite store and edge spool (default: a new temporary folder, removed at exit)")
 	fs.Float64Var(&o.TimeScale, "time-scale", 60, "simulated seconds per wall-clock second")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.Token = auth.TokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	// The folders are settled here so that the banner can name them.
+	cleanup, err := o.prepareDirs()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	o.Ready = func(url string, plant *sim.Plant) {
-		fmt.Fprintf(stdout, "aqualoop demo running: open %s\n", url)
-		fmt.Fprintf(stdout, "  simulated plant time %s, %g× real time\n", plant.Now().Format(time.RFC3339), o.TimeScale)
-		fmt.Fprintf(stdout, "  API: %sapi/v1/sites/demo/indicators   ground truth: %sapi/v1/sim/truth?from=...&to=...\n", url, url)
+		fmt.Fprintf(stdout, "aqualoop demo running: log in at %slogin#token=%s\n", url, o.Token)
+		fmt.Fprintf(stdout, "  admin API token (this demo's, stored hashed in its data folder): %s\n", o.Token)
+		fmt.Fprintf(stdout, "  simulated plant: %d meters, time %s, %g× real time\n", len(plant.Meters()), plant.Now().Format(time.RFC3339), o.TimeScale)
+		fmt.Fprintf(stdout, "  Modbus TCP gateway tcp://%s, OPC UA server %s\n", plant.ModbusAddr(), plant.OPCUAEndpoint())
+		fmt.Fprintf(stdout, "  configs %s, data (SQLite store, platform state, edge spool) %s\n", o.ConfigDir, o.DataDir)
+		fmt.Fprintf(stdout, "  API: curl -H 'Authorization: Bearer %s' '%sapi/v1/sites/demo/indicators?period=hour'\n", o.Token, url)
+		fmt.Fprintf(stdout, "  ground truth: curl '%sapi/v1/sim/truth?period=hour'\n", url)
+		fmt.Fprintf(stdout, "  alerts: %sapi/v1/alerts (a leak is injected 3 simulated hours in, for one hour)\n", url)
 	}
 	return demo(ctx, o)
+}
+
+// prepareDirs makes a temporary data folder when none is given (cleanup removes it) and writes
+// the built-in demo configs into it when no config folder is given.
+func (o *demoOptions) prepareDirs() (cleanup func(), err error) {
+	cleanup = func() {}
+	if o.DataDir == "" {
+		dir, err := os.MkdirTemp("", "aqualoop-demo-")
+		if err != nil {
+			return cleanup, err
+		}
+		cleanup = func() { os.RemoveAll(dir) }
+		o.DataDir = dir
+	}
+	if o.ConfigDir == "" {
+		o.ConfigDir = filepath.Join(o.DataDir, "configs")
+		if _, err := configs.WriteDemo(o.ConfigDir); err != nil {
+			cleanup()
+			return func() {}, err
+		}
+	}
+	return cleanup, nil
 }
 
 // demo runs the whole chain in one process: simulator → edge → embedded broker → platform.
@@ -95,14 +136,11 @@ func demo(ctx context.Context, o demoOptions) error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.DataDir == "" {
-		dir, err := os.MkdirTemp("", "aqualoop-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		o.DataDir = dir
+	cleanup, err := o.prepareDirs()
+	if err != nil {
+		return err
 	}
+	defer cleanup()
 	plantCfg, err := sim.LoadConfig(filepath.Join(o.ConfigDir, "plant.yaml"))
 	if err != nil {
 		return err
@@ -114,6 +152,11 @@ func demo(ctx context.Context, o demoOptions) error {
 	if err != nil {
 		return err
 	}
+	// A new user should see an alert fire and clear: a 15 m³/h leak on the municipal main three
+	// simulated hours in, for one hour (leak_imbalance_hourly and leak_burst_municipal find it).
+	if _, err := plant.AddFault(sim.FaultConfig{Kind: sim.FaultLeak, Node: "dist", Rate: 15}, plant.Start().Add(3*time.Hour), time.Hour); err != nil {
+		return err
+	}
 	edgeCfg, err := edge.LoadConfig(filepath.Join(o.ConfigDir, "edge.yaml"))
 	if err != nil {
 		return err
@@ -123,9 +166,13 @@ func demo(ctx context.Context, o demoOptions) error {
 		return err
 	}
 	platCfg.InfluxDB.URLs = nil
-	platCfg.SQLite.Path = filepath.Join(o.DataDir, "aqualoop.db")
+	platCfg.DataDir = o.DataDir
+	platCfg.SQLite.Path = "aqualoop.db"
 	platCfg.HTTP.Listen = o.Listen
 	platCfg.Broker.Listen = "127.0.0.1:0"
+	if o.Token == "" {
+		o.Token = auth.TokenPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	}
 
 	// Shutdown runs in the order of a real plant: the edge stops first and closes its OPC UA
 	// session, then the simulator and the platform. Stopping the simulator's OPC UA server while
@@ -168,9 +215,11 @@ func demo(ctx context.Context, o demoOptions) error {
 		return serve(backCtx, platCfg, serveOptions{
 			Logger: o.Logger.With("component", "platform"),
 			Now:    plant.Now,
-			Extra:  map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler()},
-			Broker: func(addr string) { brokerURL <- "tcp://" + addr },
-			Ready:  func(addr string) { platformURL <- "http://" + addr + "/" },
+			Extra: map[string]http.Handler{"GET /api/v1/sim/truth": plant.Handler(), "GET /api/v1/sim/faults": plant.Handler(),
+				"POST /api/v1/sim/faults": plant.Handler(), "DELETE /api/v1/sim/faults/{id}": plant.Handler()},
+			Broker:     func(addr string) { brokerURL <- "tcp://" + addr },
+			Ready:      func(addr string) { platformURL <- "http://" + addr + "/" },
+			AdminToken: o.Token,
 		})
 	})
 	var burl string
@@ -195,6 +244,9 @@ func demo(ctx context.Context, o demoOptions) error {
 	g.Go(func() error {
 		defer close(edgeDone)
 		return e.Run(edgeCtx)
+	})
+	g.Go(func() error {
+		return mirrorEdgeFaults(edgeCtx, plant, burl, edgeCfg.Site, edgeCfg.Edge, o.Logger.With("component", "demo"))
 	})
 	select {
 	case url := <-platformURL:

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,16 +17,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/aqualoop/aqualoop/alerting"
 	"github.com/aqualoop/aqualoop/analytics/api"
+	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ingest"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/analytics/register"
 	"github.com/aqualoop/aqualoop/analytics/store"
 )
 
-func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
+func cmdServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stdout)
 	path := fs.String("config", "configs/demo/aqualoop.yaml", "platform config file")
+	dataDir := fs.String("data-dir", "", "folder for the SQLite store and platform state (default: data_dir of the config, else $STATE_DIRECTORY, $XDG_STATE_HOME/aqualoop or ~/.local/state/aqualoop)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -32,8 +39,16 @@ func cmdServe(ctx context.Context, args []string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.prepareDataDir(*dataDir); err != nil {
+		return err
+	}
+	logger.Info("platform data folder", "dir", cfg.DataDir, "store", storeKind(cfg))
+	scheme := "http"
+	if cfg.HTTP.TLS.Enabled() {
+		scheme = "https"
+	}
 	return serve(ctx, cfg, serveOptions{Logger: logger, Ready: func(addr string) {
-		logger.Info("platform listening", "url", "http://"+addr+"/")
+		logger.Info("platform listening", "url", scheme+"://"+addr+"/", "auth", cfg.HTTP.Auth)
 	}})
 }
 
@@ -48,6 +63,11 @@ type serveOptions struct {
 	Broker func(addr string)
 	// Extra routes mounted beside the API (the demo's ground truth).
 	Extra map[string]http.Handler
+	// AdminToken, if set, is stored as an admin token named "demo" unless it already works (the
+	// demo prints it in its login link; tests call the API with it).
+	AdminToken string
+	// Notify receives alerts (default: logged); tests inject a recorder.
+	Notify func(context.Context, []alerting.Alert)
 }
 
 // platformStore is everything the platform needs of a store.
@@ -62,7 +82,7 @@ func openStore(ctx context.Context, cfg *platformConfig, logger *slog.Logger) (p
 	if cfg.usesInflux() {
 		return store.OpenInflux(ctx, cfg.InfluxDB, logger.With("component", "influxdb"))
 	}
-	return store.OpenSQLite(cfg.path(cfg.SQLite.Path))
+	return store.OpenSQLite(cfg.dataPath(cfg.SQLite.Path))
 }
 
 // serve runs the platform until ctx ends.
@@ -73,6 +93,11 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if cfg.DataDir == "" {
+		if err := cfg.prepareDataDir(""); err != nil {
+			return err
+		}
+	}
 	sites, err := cfg.loadSites()
 	if err != nil {
 		return err
@@ -81,14 +106,25 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.HTTP.Auth == auth.ModeOpen && !auth.Loopback(cfg.HTTP.Listen) {
+		return fmt.Errorf("http.auth open serves every caller as admin; refusing to listen on %s, which is not loopback", cfg.HTTP.Listen)
+	}
 	if cfg.Broker.Listen != "" {
-		b, err := startBroker(cfg.Broker.Listen, o.Logger.With("component", "broker"))
+		b, err := startBroker(cfg.Broker, o.Logger.With("component", "broker"))
 		if err != nil {
 			return err
 		}
 		defer b.Close()
 		// With an embedded broker the platform ingests from it, whatever the file says.
 		cfg.Ingest.MQTT.Servers = []string{b.URL()}
+		if b.user != "" {
+			cfg.Ingest.MQTT.Username, cfg.Ingest.MQTT.Password = b.user, b.password
+			cfg.Ingest.MQTT.PasswordFile, cfg.Ingest.MQTT.PasswordEnv = "", ""
+		}
+		if b.tls {
+			// Our own listener, reached over loopback: its certificate names the public host.
+			cfg.Ingest.MQTT.TLS.InsecureSkipVerify = true
+		}
 		if o.Broker != nil {
 			o.Broker(b.Addr())
 		}
@@ -104,8 +140,22 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	for _, s := range sites {
 		specs = append(specs, ledger.SpecsOf(s)...)
 	}
-	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)))
+	state, err := openState(cfg)
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+	meterReg, err := register.Open(ctx, state, nil)
+	if err != nil {
+		return err
+	}
+	led := ledger.New(specs, st, o.Logger.With("component", "ledger"), ledger.WithMetrics(ledger.NewMetrics(reg)),
+		ledger.WithReplacements(meterReg.Lookup))
 	eng := engine.New(sites, st)
+	maker, err := newMaker(cfg, sites, eng, st, meterReg, o.Now, o.Logger.With("component", "report"))
+	if err != nil {
+		return err
+	}
 	if cfg.InputsFile != "" {
 		n, err := engine.LoadInputs(ctx, cfg.path(cfg.InputsFile), sites, st)
 		if err != nil {
@@ -113,11 +163,33 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
+	hl := newHealth(time.Now)
+	if o.Notify == nil && cfg.Alerting.notifying() {
+		disp, send, closeMQTT, err := newNotifier(ctx, cfg, state, reg, o.Logger.With("component", "notify"))
+		if err != nil {
+			return err
+		}
+		defer closeMQTT()
+		g.Go(func() error { return disp.Run(gctx) })
+		o.Notify = send
+	}
+	alerts, err := newAlerting(ctx, cfg, sites, state, reg, o.Logger.With("component", "alerting"), o.Notify)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	hub := mountConsole(mux, reg, o.Logger.With("component", "console"))
+	logSink, hubSink := eng.LogSink(o.Logger.With("component", "benchmark")), hub.Sink()
 	eval := engine.NewEvaluator(eng, engine.EvaluatorOptions{
 		Now:     o.Now,
 		Results: st,
-		// Alerting comes later; until then a reuse rate below the benchmark is logged.
-		Sink:    eng.LogSink(o.Logger.With("component", "benchmark")),
+		// Each new snapshot goes to the log (reuse below the benchmark), alerting and the
+		// console's live stream.
+		Sink: hl.sink(func(ctx context.Context, s engine.Snapshot) {
+			logSink(ctx, s)
+			alerts.Sink(ctx, s)
+			hubSink(ctx, s)
+		}),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
 		// With a partition this instance evaluates its own sites; the others' snapshots are
@@ -133,19 +205,38 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}
 	}
 	im := ingest.NewMetrics(reg)
-	in := ingest.New(cfg.Ingest, st, led, ingest.Options{
-		Logger:    o.Logger.With("component", "ingest"),
-		Metrics:   im,
-		Known:     func(site, meter string) bool { return known[site+"/"+meter] },
-		OnBuckets: eval.Notify,
-		Sites:     siteIDs,
+	in := ingest.New(cfg.Ingest, healthStore{st, hl}, led, ingest.Options{
+		Logger:  o.Logger.With("component", "ingest"),
+		Metrics: im,
+		Known:   func(site, meter string) bool { return known[site+"/"+meter] },
+		OnBuckets: hl.onBuckets(func(bs []ledger.Bucket) {
+			eval.Notify(bs)
+			alerts.Buckets(bs)
+		}),
+		OnReadings: alerts.Readings,
+		OnStatus:   alerts.Status,
+		Sites:      siteIDs,
 	})
+	hl.in = in
+	hl.register(reg)
+
+	guard, err := newGuard(ctx, cfg, state, sites, o, reg)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTP.Listen, err)
 	}
-	mux := http.NewServeMux()
+	if cfg.HTTP.TLS.Enabled() {
+		cert, err := auth.LoadCertificate(cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile, o.Logger.With("component", "http"))
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, cert.ServerConfig())
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", api.Handler(api.Options{
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
@@ -156,12 +247,36 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 				"rejected":  map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
 			}, true
 		},
+		Ready: hl.ready,
 	}))
+	ah := alerts.Handler()
+	for _, p := range []string{"/api/v1/alerts", "/api/v1/alerts/", "/api/v1/silences", "/api/v1/silences/", "/api/v1/rules"} {
+		mux.Handle(p, ah)
+	}
+	regAPI := register.Handler(register.Options{Sites: sites, Register: meterReg, Who: registerWho, Now: o.Now,
+		Logger: o.Logger.With("component", "register"),
+		OnReplacement: func(ctx context.Context, x register.Replacement) error {
+			bs, err := led.Recompute(ctx, x.Site, x.Meter, x.Time)
+			if err != nil {
+				return err
+			}
+			if err := st.WriteBuckets(ctx, bs); err != nil {
+				return err
+			}
+			eval.Notify(bs) // the figures of the swap's periods are evaluated again
+			return nil
+		}})
+	mux.Handle("/api/v1/sites/{site}/register", regAPI)
+	mux.Handle("/api/v1/sites/{site}/register/", regAPI)
+	mux.Handle("GET /api/v1/sites/{site}/reports/", maker.Handler())
 	for pattern, h := range o.Extra {
 		mux.Handle(pattern, h)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	guard.next = mux
+	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
+	g.Go(func() error { return alerts.Run(gctx) })
+	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -178,6 +293,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
+
 	return g.Wait()
 }
 

@@ -4,11 +4,10 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -77,41 +76,51 @@ func Load(path string, v any) error {
 	return Parse(path, data, v)
 }
 
-// Parse is Load for data already in memory; name is used in messages.
+// Parse is Load for data already in memory; name is used in messages. Every problem of the file
+// is reported in one error: unknown keys (with the nearest valid key), values of the wrong type,
+// and what Validate finds in the rest, each with its line and full key path.
 func Parse(name string, data []byte, v any) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return &Error{File: name, Problems: []Problem{syntaxProblem(err)}}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			e := &Error{File: name}
-			for _, m := range te.Errors {
-				e.Problems = append(e.Problems, lineProblem(m))
+	// Keep the original for lineOf: the walker prunes what it reports from root.
+	var orig yaml.Node
+	_ = yaml.Unmarshal(data, &orig)
+	w := walker{bad: map[string]bool{}}
+	if root.Kind != 0 {
+		w.check(&root, reflect.TypeOf(v), "", 0)
+		if err := root.Decode(v); err != nil {
+			// The walker let through something the decoder refuses: report the decoder's own
+			// words rather than nothing.
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return &Error{File: name, Problems: append(w.problems, syntaxProblem(err))}
 			}
-			return e
+			for _, m := range te.Errors {
+				w.problems = append(w.problems, lineProblem(m))
+			}
 		}
-		return &Error{File: name, Problems: []Problem{syntaxProblem(err)}}
 	}
 	if d, ok := v.(Defaulter); ok {
 		d.Default()
 	}
-	val, ok := v.(Validator)
-	if !ok {
+	ps := w.problems
+	if val, ok := v.(Validator); ok {
+		var vp Problems
+		val.Validate(&vp)
+		for _, p := range vp.list {
+			if w.bad[p.Path] {
+				continue // the value was refused while decoding; its zero value proves nothing
+			}
+			p.Line = lineOf(&orig, p.Path)
+			ps = append(ps, p)
+		}
+	}
+	if len(ps) == 0 {
 		return nil
 	}
-	var ps Problems
-	val.Validate(&ps)
-	if ps.Len() == 0 {
-		return nil
-	}
-	for i := range ps.list {
-		ps.list[i].Line = lineOf(&root, ps.list[i].Path)
-	}
-	return &Error{File: name, Problems: ps.list}
+	return &Error{File: name, Problems: ps}
 }
 
 // lineProblem turns yaml's "line 5: field foo not found in type x.T" into a Problem.

@@ -10,6 +10,8 @@ import (
 type inner struct {
 	Name  string `yaml:"name"`
 	Order string `yaml:"byte_order"`
+	Type  string `yaml:"type"`
+	Slave uint8  `yaml:"slave_id"`
 }
 
 type outer struct {
@@ -42,6 +44,7 @@ func TestParse(t *testing.T) {
 		name    string
 		in      string
 		want    []string // substrings of the error, in order; nil means no error
+		notWant string   // must not appear in the error
 		wantInt time.Duration
 	}{
 		{
@@ -57,7 +60,44 @@ func TestParse(t *testing.T) {
 		{
 			name: "unknown key names its line",
 			in:   "site: demo\nitems:\n  - name: a\n    byte_order: ABCD\n    colour: red\n",
-			want: []string{"f.yaml:5: colour: unknown key"},
+			want: []string{"f.yaml:5: items[0].colour: unknown key"},
+		},
+		{
+			name: "nearest key suggested",
+			in:   "site: demo\nitems:\n  - name: a\n    byte_order: ABCD\n    data_type: FLOAT32\n    byte_ordr: ABCD\n",
+			want: []string{
+				`f.yaml:5: items[0].data_type: unknown key (did you mean "type"?)`,
+				`f.yaml:6: items[0].byte_ordr: unknown key (did you mean "byte_order"?)`,
+			},
+		},
+		{
+			name:    "nothing near",
+			in:      "site: demo\nzzzzzz: 1\n",
+			want:    []string{"f.yaml:2: zzzzzz: unknown key"},
+			notWant: "did you mean",
+		},
+		{
+			// Type errors and unknown keys (in file order), then the validation problems of
+			// the rest, all in one run, each with its full path.
+			name: "every kind of problem at once",
+			in:   "site: \"\"\ninterval: 1min\nitems:\n  - name: a\n    byte_order: XYZ\n    slave_id: 300\n  - name: b\n    byte_order: ABCD\n    slave: 2\n",
+			want: []string{
+				`f.yaml:2: interval: "1min" is not a duration such as 15s, 2m or 1h30m`,
+				`f.yaml:6: items[0].slave_id: 300 is not a whole number from 0 to 255`,
+				`f.yaml:9: items[1].slave: unknown key (did you mean "slave_id"?)`,
+				`f.yaml:1: site: is required`,
+				`f.yaml:5: items[0].byte_order: "XYZ" is not one of ABCD, CDAB`,
+			},
+		},
+		{
+			name: "a list where a mapping belongs",
+			in:   "site: demo\nitems:\n  - [a, b]\n  - name: b\n    byte_order: ABCD\n",
+			want: []string{"f.yaml:3: items[0]: is a list, want a mapping of keys"},
+		},
+		{
+			name: "a scalar where a list belongs",
+			in:   "site: demo\nitems: none\n",
+			want: []string{`f.yaml:2: items: is "none", want a list`},
 		},
 		{
 			name: "every validation problem with its line",
@@ -93,6 +133,9 @@ func TestParse(t *testing.T) {
 				t.Fatalf("error %v is not a *config.Error", err)
 			}
 			msg := err.Error()
+			if tt.notWant != "" && strings.Contains(msg, tt.notWant) {
+				t.Errorf("error %q contains %q", msg, tt.notWant)
+			}
 			rest := msg
 			for _, w := range tt.want {
 				i := strings.Index(rest, w)

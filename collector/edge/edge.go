@@ -255,15 +255,17 @@ func (e *Edge) forward(ctx context.Context, q *spool.Queue) {
 	const batch = 256
 	backoff := 100 * time.Millisecond
 	for {
-		entries, err := q.Peek(ctx, batch)
+		// The spooled payloads go out as they are: decoding and encoding them again cost about
+		// an eighth of the edge's CPU (issue 11).
+		entries, err := q.PeekRaw(ctx, batch)
 		if err != nil {
 			return
 		}
-		rs := make([]collector.Reading, len(entries))
+		ms := make([]publish.Message, len(entries))
 		for i, en := range entries {
-			rs[i] = en.Reading
+			ms[i] = publish.Message{Site: en.Header.Site, Meter: en.Header.Meter, Seq: en.Header.Seq, Payload: en.Payload}
 		}
-		n, err := e.pub.PublishAll(ctx, rs)
+		n, err := e.pub.PublishMessages(ctx, ms)
 		if n > 0 {
 			if aerr := q.Ack(entries[n-1].ID); aerr != nil {
 				e.opts.Logger.Error("spool ack failed", "err", aerr)

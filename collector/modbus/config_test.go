@@ -121,7 +121,7 @@ func TestValidate(t *testing.T) {
 		{
 			name: "unknown key",
 			yaml: strings.Replace(goodBus, "    meters:", "    max_gaps: 3\n    meters:", 1),
-			want: []string{`edge.yaml:4: max_gaps: unknown key`},
+			want: []string{`edge.yaml:4: modbus[0].max_gaps: unknown key (did you mean "max_gap"?)`},
 		},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package modbus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -214,32 +215,116 @@ func TestIdleConnectionClosedByPeerIsRetried(t *testing.T) {
 	}
 }
 
-func TestUnreachableBacksOff(t *testing.T) {
-	addr := freePort(t) // nothing listens here
+// TestUnreachableDialsOncePerPoll: a poll of an unreachable device dials once (not once per
+// read) and marks every point Bad; the next poll dials again, however soon it comes, so the
+// device is read at the first poll after it answers again.
+func TestUnreachableDialsOncePerPoll(t *testing.T) {
+	srv := startServer(t, faultImage())
+	addr := srv.addr
+	srv.stop() // nothing listens here now
 	src, err := New(faultConfig("tcp://"+addr), "s", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	rs, err := src.Poll(t.Context())
-	if err == nil {
-		t.Fatal("poll of an unreachable device returned no error")
-	}
-	for _, r := range rs {
-		for _, p := range r.Points {
-			if p.Quality != collector.Bad || !strings.Contains(p.Error, "connect tcp://"+addr) {
-				t.Errorf("%s.%s: %+v", r.Meter, p.Name, p)
+	for attempt := 1; attempt <= 2; attempt++ {
+		rs, err := src.Poll(t.Context())
+		if err == nil {
+			t.Fatal("poll of an unreachable device returned no error")
+		}
+		want := fmt.Sprintf("connect tcp://%s (attempt %d)", addr, attempt)
+		for _, r := range rs {
+			for _, p := range r.Points {
+				if p.Quality != collector.Bad || !strings.Contains(p.Error, want) {
+					t.Errorf("poll %d: %s.%s: %+v, want bad with %q", attempt, r.Meter, p.Name, p, want)
+				}
 			}
 		}
 	}
-	// The next poll comes before the backoff (one interval, an hour here) has passed: it must
-	// not dial again but say when it will.
-	rs, _ = src.Poll(t.Context())
-	if p := pointOf(t, rs, "m2", "total"); !strings.Contains(p.Error, "next attempt in") {
-		t.Errorf("second poll during backoff: %+v", p)
-	}
 	if st := src.State(); st.ConsecutiveFailures != 2 || st.Connected {
 		t.Errorf("state: %+v", st)
+	}
+	srv.restart()
+	rs, err := src.Poll(t.Context())
+	if err != nil {
+		t.Fatalf("first poll after the device is back: %v", err)
+	}
+	allGood(t, rs)
+}
+
+// TestRecoveryWithinOneInterval runs the source as the edge does, stops the server for longer
+// than any backoff would have grown in the old code, restarts it on the same port, and measures
+// the time from its return to the first good reading: at most one poll interval. Every reading
+// published while the server is up must be good.
+func TestRecoveryWithinOneInterval(t *testing.T) {
+	srv := startServer(t, faultImage())
+	cfg := faultConfig(srv.controller())
+	cfg.Interval = 500 * time.Millisecond
+	src, err := New(cfg, "s", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	type stamped struct {
+		r  collector.Reading
+		at time.Time
+	}
+	readings := make(chan stamped, 4096)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		src.Run(ctx, func(r collector.Reading) {
+			select {
+			case readings <- stamped{r, time.Now()}:
+			default:
+			}
+		})
+	})
+	defer func() { cancel(); wg.Wait() }()
+	next := func(what string, ok func(stamped) bool) stamped {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case s := <-readings:
+				if ok(s) {
+					return s
+				}
+			case <-deadline:
+				t.Fatalf("no reading where %s", what)
+			}
+		}
+	}
+	good := func(s stamped) bool { return s.r.Meter == "m2" && s.r.Points[0].Quality == collector.Good }
+	next("m2 good", good)
+	srv.stop()
+	down := time.Now()
+	next("m2 bad while the server is down", func(s stamped) bool { return s.r.Meter == "m2" && !good(s) })
+	time.Sleep(time.Until(down.Add(3 * time.Second)))
+	srv.restart()
+	back := time.Now()
+	first := next("m2 good again", func(s stamped) bool { return s.at.After(back) && good(s) })
+	took := first.at.Sub(back)
+	t.Logf("first good reading %s after the device returned (interval %s, down %s)",
+		took.Round(time.Millisecond), cfg.Interval, back.Sub(down).Round(time.Millisecond))
+	// One interval, with tolerance for a loaded machine.
+	if limit := cfg.Interval + 500*time.Millisecond; took > limit {
+		t.Errorf("first good reading %s after the device returned, more than one interval (%s)", took, cfg.Interval)
+	}
+	// From then on, with the device up, no poll may publish a bad point.
+	stopAt := time.After(4 * cfg.Interval)
+	for {
+		select {
+		case s := <-readings:
+			for _, p := range s.r.Points {
+				if p.Quality != collector.Good {
+					t.Errorf("bad point while the device is up: %s.%s %+v", s.r.Meter, p.Name, p)
+				}
+			}
+			continue
+		case <-stopAt:
+		}
+		break
 	}
 }
 

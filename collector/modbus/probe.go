@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,11 +37,6 @@ type ProbeConfig struct {
 // in that table is the value the meter's display shows, and its row and column are the type and
 // byte_order to configure.
 func Probe(ctx context.Context, cfg ProbeConfig, w io.Writer) error {
-	bus := Config{
-		Transport: cfg.Transport, Controller: cfg.Controller, BaudRate: cfg.BaudRate, DataBits: cfg.DataBits,
-		Parity: cfg.Parity, StopBits: cfg.StopBits, Timeout: cfg.Timeout,
-	}
-	bus.Default()
 	if cfg.Register == "" {
 		cfg.Register = RegisterHolding
 	}
@@ -49,31 +45,37 @@ func Probe(ctx context.Context, cfg ProbeConfig, w io.Writer) error {
 	}
 	t, ok := parseTable(strings.ToLower(cfg.Register))
 	if !ok || t.bits() {
-		return fmt.Errorf("probe: register %q is not holding or input", cfg.Register)
+		return fmt.Errorf("register %q is not holding or input", cfg.Register)
 	}
 	if cfg.AddressBase != 0 && cfg.AddressBase != 1 {
-		return fmt.Errorf("probe: address base %d is not 0 or 1", cfg.AddressBase)
+		return fmt.Errorf("address base %d is not 0 or 1", cfg.AddressBase)
 	}
 	start := int(cfg.Address) - cfg.AddressBase
 	if start < 0 || cfg.Count < 1 || start+cfg.Count > 0x10000 {
-		return fmt.Errorf("probe: %d registers from address %d do not fit in 0..65535", cfg.Count, start)
+		return fmt.Errorf("%d registers from address %d do not fit in 0..65535", cfg.Count, start)
 	}
-	l, err := newLink(linkConfig{
-		transport: bus.Transport, controller: bus.Controller, baudRate: bus.BaudRate, dataBits: bus.DataBits,
-		parity: bus.Parity, stopBits: bus.StopBits, timeout: bus.Timeout,
-	})
+	l, controller, err := probeLink(cfg)
 	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	if err := l.connect(ctx); err != nil {
-		return fmt.Errorf("probe: connect %s: %w", cfg.Controller, err)
+		return err
 	}
 	defer l.close()
 	data := make([]byte, 0, 2*cfg.Count)
-	for off := 0; off < cfg.Count; off += maxRegistersPerRequest {
+	hint := ""
+	for off := 0; off < cfg.Count; {
 		n := min(cfg.Count-off, maxRegistersPerRequest)
 		addr := uint16(start + off)
 		b, err := l.read(ctx, cfg.SlaveID, t, addr, uint16(n))
+		if err != nil && isIllegalAddress(err) {
+			// Often the count runs past the device's last register: find how far it answers.
+			got, gerr := readableFrom(ctx, l, cfg.SlaveID, t, addr, n)
+			if gerr == nil && len(got) > 0 {
+				data = append(data, got...)
+				end := start + len(data)/2
+				hint = fmt.Sprintf("register %d and the %d after it refused (exception 2, illegal data address): the device ends at %d or has a gap there; try --count %d, or --scan to map the device",
+					end+cfg.AddressBase, start+cfg.Count-end-1, end-1+cfg.AddressBase, len(data)/2)
+				break
+			}
+		}
 		if err != nil {
 			rerr := &RequestError{
 				Kind: classify(err), SlaveID: cfg.SlaveID, Register: t.String(), Address: addr, Count: uint16(n),
@@ -82,12 +84,43 @@ func Probe(ctx context.Context, cfg ProbeConfig, w io.Writer) error {
 			var mbErr *gridx.Error
 			if errors.As(err, &mbErr) {
 				rerr.Err = &ExceptionError{SlaveID: cfg.SlaveID, Function: byte(t), Code: mbErr.ExceptionCode}
+				if mbErr.ExceptionCode == 2 {
+					return fmt.Errorf("%w; the first register does not exist: try another --address, or --scan to find the registers", rerr)
+				}
 			}
-			return fmt.Errorf("probe: %w", rerr)
+			return rerr
 		}
 		data = append(data, b[:2*n]...)
+		off += n
 	}
-	return writeProbe(w, cfg, bus.Controller, t, start, data)
+	if err := writeProbe(w, cfg, controller, t, start, data); err != nil {
+		return err
+	}
+	if hint != "" {
+		_, err := fmt.Fprintf(w, "\nnote: %s\n", hint)
+		return err
+	}
+	return nil
+}
+
+// readableFrom finds, by bisection, the longest run of registers from addr (fewer than n, as n
+// was refused) that the device reads, and returns their data: nil when not even addr reads.
+func readableFrom(ctx context.Context, l *link, slave byte, t table, addr uint16, n int) ([]byte, error) {
+	var best []byte
+	lo, hi := 0, n // lo registers read, hi refused
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		b, err := l.read(ctx, slave, t, addr, uint16(mid))
+		switch {
+		case err == nil:
+			lo, best = mid, slices.Clone(b[:2*mid])
+		case isIllegalAddress(err):
+			hi = mid
+		default:
+			return best, err
+		}
+	}
+	return best, nil
 }
 
 // writeProbe prints the decodings of data, the registers read from protocol address start.

@@ -8,8 +8,8 @@
 // it). A poll reads the plan in order and returns one Reading per meter. A Modbus exception marks
 // only the points of that read Bad; a timeout, a broken connection or a garbled answer marks them
 // Bad too and closes the connection, which is opened afresh before the next read, so a late
-// answer can never be taken for the next one. An unreachable device is retried with a backoff
-// and never ends Run.
+// answer can never be taken for the next one. An unreachable device is dialled again at every
+// poll (one attempt per poll) and never ends Run.
 //
 // Probe reads a register range once and prints every decoding side by side, to find a device's
 // type and byte order.
@@ -32,10 +32,6 @@ import (
 
 var _ collector.Source = (*Source)(nil)
 var _ collector.Poller = (*Source)(nil)
-
-// maxBackoff bounds the wait between connection attempts to an unreachable device (or one
-// interval, when that is longer).
-const maxBackoff = time.Minute
 
 // Options are a Source's collaborators.
 type Options struct {
@@ -71,11 +67,9 @@ type Source struct {
 
 	mu              sync.Mutex // held for a whole poll: the bus is one conversation
 	link            *link
-	reused          bool // the open connection predates the current poll
-	reopen          bool // the next open follows a forced close or a failed attempt
-	connectFailures int
-	retryAt         time.Time
-	lastConnectErr  error
+	reused          bool     // the open connection predates the current poll
+	reopen          bool     // the next open follows a forced close or a failed attempt
+	connectFailures int      // connection attempts failed in a row
 	lastReqErr      []string // per request, the error last logged, to log changes only
 
 	stateMu sync.Mutex
@@ -362,7 +356,7 @@ func (s *Source) fill(rs []collector.Reading, req *request, data []byte) {
 		} else {
 			raw = rawBits(data[2*off:], int(f.width), f.order)
 		}
-		v := float64(valueOf(f.typ, raw)*f.scale) + f.offset
+		v := scaled(f.typ, raw, f.scale, f.offset)
 		p := &rs[f.meter].Points[f.point]
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			// Some meters report NaN for "no valid measurement"; a non-finite value cannot travel.
@@ -374,14 +368,15 @@ func (s *Source) fill(rs []collector.Reading, req *request, data []byte) {
 }
 
 // openLink connects when the link is closed, waits pause_after_connect, and counts the
-// connection as a reconnect when it replaces one closed by an error. While an unreachable device
-// is in backoff it fails at once without dialling.
+// connection as a reconnect when it replaces one closed by an error. Every poll that finds the
+// link closed dials once, whatever happened before: the poll interval is the pace of connection
+// attempts, so a device that answers again is read at the very next poll. (An earlier version
+// let an exponential backoff of up to a minute skip polls, and a gateway that had been down for
+// 30 s stayed unread for many seconds after it was back.) A failed attempt ends the poll, so
+// an unreachable device costs one connect timeout per poll, never one per request.
 func (s *Source) openLink(ctx context.Context) error {
 	if s.link.open {
 		return nil
-	}
-	if wait := time.Until(s.retryAt); wait > 0 {
-		return fmt.Errorf("connect %s: next attempt in %v, last: %w", s.cfg.Controller, wait.Round(time.Millisecond), s.lastConnectErr)
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	err := s.link.connect(cctx)
@@ -389,13 +384,10 @@ func (s *Source) openLink(ctx context.Context) error {
 	if err != nil {
 		s.m.failed(KindIO)
 		s.connectFailures++
-		backoff := min(s.cfg.Interval<<min(s.connectFailures-1, 16), max(maxBackoff, s.cfg.Interval))
-		s.retryAt = time.Now().Add(backoff)
-		s.lastConnectErr = err
 		s.reopen = true
-		return fmt.Errorf("connect %s: %w", s.cfg.Controller, err)
+		return fmt.Errorf("connect %s (attempt %d): %w", s.cfg.Controller, s.connectFailures, err)
 	}
-	s.connectFailures, s.retryAt, s.lastConnectErr = 0, time.Time{}, nil
+	s.connectFailures = 0
 	if s.reopen {
 		s.reopen = false
 		s.m.reconnected()

@@ -103,6 +103,13 @@ type Config struct {
 	// It applies to subscribe mode only.
 	Deadband float64 `yaml:"deadband"`
 
+	// RepublishInterval is, in subscribe mode, the longest time a meter goes without a reading:
+	// a server sends a value only when it changes, so the last value and status of every point
+	// of a meter whose values did not change are published again (stamped by the collector's
+	// clock), and the platform can tell a constant totalizer from a dead edge. Default: the
+	// interval.
+	RepublishInterval time.Duration `yaml:"republish_interval"`
+
 	Timestamp string `yaml:"timestamp"` // source (default) | server: the timestamp put in Reading.Time
 
 	Timeout           time.Duration `yaml:"timeout"`             // per request and per connect, default 10s
@@ -146,6 +153,9 @@ func (c *Config) Default() {
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.RepublishInterval == 0 && c.Interval > 0 {
+		c.RepublishInterval = c.Interval
 	}
 	if c.ConnectBackoffMax == 0 {
 		c.ConnectBackoffMax = DefaultConnectBackoffMax
@@ -243,7 +253,7 @@ func (c *Config) check(path string, addf func(path, format string, args ...any))
 	for _, f := range []struct {
 		key string
 		v   time.Duration
-	}{{"interval", d.Interval}, {"sampling_interval", d.SamplingInterval}, {"timeout", d.Timeout}, {"connect_backoff_max", d.ConnectBackoffMax}} {
+	}{{"interval", d.Interval}, {"sampling_interval", d.SamplingInterval}, {"republish_interval", d.RepublishInterval}, {"timeout", d.Timeout}, {"connect_backoff_max", d.ConnectBackoffMax}} {
 		if f.v < 0 {
 			addf(at(f.key), "%v is negative", f.v)
 		}

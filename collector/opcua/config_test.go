@@ -128,7 +128,7 @@ func TestValidate(t *testing.T) {
 			`opcua[1].meters[2].nodes[7].node_id: "nsu=urn:x:y" is not nsu=<namespace uri>;`,
 		}},
 		{name: "unknown key", yaml: entry("    secruity_policy: None\n" + oneMeter), want: []string{
-			"secruity_policy: unknown key",
+			`opcua[0].secruity_policy: unknown key (did you mean "security_policy"?)`,
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

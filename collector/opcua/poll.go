@@ -39,6 +39,18 @@ func (s *Source) servePoll(ctx context.Context, cn *conn, emit func(collector.Re
 		}
 		return rs, err
 	})
+	// Read at once after connecting: Schedule's jittered first poll could come up to an interval
+	// later, and a server that is back should be read within one interval of its return.
+	pctx, cancelFirst := context.WithTimeout(sctx, s.cfg.Timeout)
+	rs, err := p.Poll(pctx)
+	cancelFirst()
+	for _, r := range rs {
+		emit(r)
+	}
+	if err != nil && sctx.Err() == nil {
+		s.fail(err)
+		s.log.Warn("opc ua poll incomplete, unread nodes published as bad", "err", err)
+	}
 	collector.Schedule(sctx, s.cfg.Interval, s.cfg.Timeout, p, emit, func(err error) {
 		s.fail(err)
 		s.log.Warn("opc ua poll incomplete, unread nodes published as bad", "err", err)

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopcua/opcua/ua"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aqualoop/aqualoop/collector"
@@ -288,7 +290,7 @@ func (s *Source) Run(ctx context.Context, emit func(collector.Reading)) error {
 				break
 			}
 			s.m.connectErrors.Inc()
-			wait := bo.next()
+			wait := s.retryWait(&bo)
 			s.fail(err)
 			if isAuthProblem(err) {
 				s.log.Error("opc ua security check failed: fix the credentials or certificates; retrying", "err", err, "retry_in", wait)
@@ -320,14 +322,51 @@ func (s *Source) Run(ctx context.Context, emit func(collector.Reading)) error {
 		if healthy {
 			bo.reset()
 		}
-		wait := bo.next()
+		wait := s.retryWait(&bo)
 		s.m.reconnects.Inc()
+		err = describeLoss(err)
 		s.fail(err)
 		s.log.Warn("opc ua connection lost, reconnecting with a new session", "err", err, "retry_in", wait)
 		sleep(ctx, wait)
 	}
 	return nil
 }
+
+// retryWait is the backoff's next wait, but never more than half an interval: a server that is
+// back is read again within one interval (the other half is for the handshake and the first
+// read), whatever the backoff has grown to. connect_backoff_max still spaces attempts at short
+// intervals.
+func (s *Source) retryWait(bo *backoff) time.Duration {
+	return min(bo.next(), max(s.cfg.Interval/2, 10*time.Millisecond))
+}
+
+// describeLoss says what a lost session means to an operator. gopcua reports a server that shut
+// down, or a connection that broke under the session, with the status text "The session was closed
+// by the client", which blames the edge for what the server or the network did.
+func describeLoss(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ua.StatusBadSessionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, ua.StatusBadServerHalted), errors.Is(err, ua.StatusBadShutdown),
+		errors.Is(err, ua.StatusBadSecureChannelClosed), errors.Is(err, ua.StatusBadConnectionClosed):
+		return &lossError{err: err}
+	}
+	return err
+}
+
+// lossError is a session that ended because the server went away or the connection broke.
+type lossError struct{ err error }
+
+func (e *lossError) Error() string {
+	detail := e.err.Error()
+	var code ua.StatusCode
+	if errors.As(e.err, &code) {
+		detail = statusName(code)
+	}
+	return "server shut down or connection lost (" + detail + ")"
+}
+func (e *lossError) Unwrap() error { return e.err }
 
 // serve collects over one session until it breaks or ctx ends. healthy reports that the server
 // answered with data or keep-alives at least once, which resets the reconnect backoff.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/gopcua/opcua/ua"
@@ -24,6 +26,13 @@ type subscription struct {
 // session; when it dies before it ever answered, the session itself is suspect and serve
 // returns so that Run reconnects.
 func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collector.Reading)) (healthy bool, err error) {
+	rp := newRepublisher(len(s.meters), s.cfg.RepublishInterval, s.now)
+	emit = rp.wrap(emit)
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); rp.run(rctx, emit) }()
+	defer func() { stop(); <-done }()
+	readOK := false
 	for created := 0; ; created++ {
 		sub, err := s.subscribe(ctx, cn, emit)
 		if err != nil {
@@ -34,12 +43,31 @@ func (s *Source) serveSubscribe(ctx context.Context, cn *conn, emit func(collect
 			s.log.Info("opc ua subscription recreated", "subscription", sub.id)
 		}
 		s.update(func(st *ServerState) { st.SubscriptionID = sub.id })
+		if created == 0 {
+			// The subscription's first values come only after a publishing interval; one Read
+			// now publishes the values at once, so a server that is back is read within one
+			// interval. The subscription's first notification of the same values is then a
+			// duplicate, which the republisher drops.
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+			rs, answered, _ := s.poll(rctx, cn)
+			cancel()
+			if answered {
+				// The session answers: a first subscription that dies before its first
+				// publish response is the subscription's trouble, recreated in this session.
+				healthy, readOK = true, true
+				for _, r := range rs {
+					emit(r)
+				}
+			}
+		}
 		answered, err := s.publishLoop(ctx, cn, sub, emit)
 		healthy = healthy || answered
 		if ctx.Err() != nil {
 			return healthy, nil
 		}
-		if !errors.Is(err, errSubscriptionDead) || !answered {
+		// A subscription that died without ever answering makes the session suspect, unless
+		// the read right after the first one proved the session good.
+		if !errors.Is(err, errSubscriptionDead) || !(answered || created == 0 && readOK) {
 			return healthy, err
 		}
 		s.fail(err)
@@ -258,4 +286,111 @@ func assign[T ua.Response](v ua.Response, out *T) error {
 	}
 	*out = r
 	return nil
+}
+
+// republisher publishes each meter's last known points again when the subscription has sent
+// nothing for the meter for a whole republish interval. A server reports a value only when it
+// changes: without this, a constant totalizer would look the same on the platform as a dead edge.
+type republisher struct {
+	every time.Duration
+	now   func() time.Time
+
+	mu   sync.Mutex
+	last []collector.Reading // per meter, the points last emitted, merged (nil Points: none yet), and the newest time
+	sent []time.Time         // per meter, when a reading was last emitted
+}
+
+func newRepublisher(meters int, every time.Duration, now func() time.Time) *republisher {
+	return &republisher{every: every, now: now, last: make([]collector.Reading, meters), sent: make([]time.Time, meters)}
+}
+
+// wrap records what emit sends, by meter index, before sending it.
+func (rp *republisher) wrap(emit func(collector.Reading)) func(collector.Reading) {
+	index := map[string]int{}
+	var emitMu sync.Mutex // the publish loop and run both emit: one at a time, as before
+	return func(r collector.Reading) {
+		emitMu.Lock()
+		defer emitMu.Unlock()
+		rp.mu.Lock()
+		i, ok := index[r.Meter]
+		if !ok {
+			i = len(index)
+			if i < len(rp.last) {
+				index[r.Meter] = i
+			}
+		}
+		if i < len(rp.last) && r.TimeSource != collector.TimeSourceCollector && repeats(rp.last[i], r) {
+			rp.mu.Unlock()
+			return // the same values with the same or an older time: a duplicate
+		}
+		if i < len(rp.last) {
+			prev := rp.last[i].Points
+			merged := slices.Clone(prev)
+			for _, p := range r.Points {
+				if k := slices.IndexFunc(merged, func(q collector.Point) bool { return q.Name == p.Name }); k >= 0 {
+					merged[k] = p
+				} else {
+					merged = append(merged, p)
+				}
+			}
+			newest := rp.last[i].Time
+			if r.TimeSource != collector.TimeSourceCollector && r.Time.After(newest) {
+				newest = r.Time
+			}
+			rp.last[i] = collector.Reading{Site: r.Site, Meter: r.Meter, Points: merged, Time: newest}
+			rp.sent[i] = rp.now()
+		}
+		rp.mu.Unlock()
+		emit(r)
+	}
+}
+
+// run checks every quarter interval for meters that are due and republishes them, stamped now
+// by the collector's clock: the value is the server's last word on the point as of now.
+func (rp *republisher) run(ctx context.Context, emit func(collector.Reading)) {
+	if rp.every <= 0 {
+		return
+	}
+	t := time.NewTicker(max(rp.every/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := rp.now()
+		var due []collector.Reading
+		rp.mu.Lock()
+		for i, r := range rp.last {
+			if r.Points != nil && now.Sub(rp.sent[i]) >= rp.every {
+				r.Points = slices.Clone(r.Points)
+				r.Time, r.TimeSource = now, collector.TimeSourceCollector
+				due = append(due, r)
+			}
+		}
+		rp.mu.Unlock()
+		for _, r := range due {
+			emit(r) // through wrap: marks the meter sent
+		}
+	}
+}
+
+// repeats says whether r carries only points last already holds, with equal values and
+// statuses, and is not newer than what was sent.
+func repeats(last, r collector.Reading) bool {
+	if last.Points == nil || r.Time.After(last.Time) {
+		return false
+	}
+	for _, p := range r.Points {
+		k := slices.IndexFunc(last.Points, func(q collector.Point) bool { return q.Name == p.Name })
+		if k < 0 {
+			return false
+		}
+		q := last.Points[k]
+		if q.Value != p.Value || q.Quality != p.Quality || q.Code != p.Code {
+			return false
+		}
+	}
+	return true
 }

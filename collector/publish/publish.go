@@ -213,33 +213,54 @@ func (p *Publisher) Run(ctx context.Context) error {
 // Connected reports whether the broker connection is up.
 func (p *Publisher) Connected() bool { return p.online.Load() && p.client.IsConnectionOpen() }
 
+// Message is a reading already encoded as a v1 wire payload, with what its topic and the
+// messages about it need.
+type Message struct {
+	Site, Meter string
+	Seq         uint64
+	Payload     []byte
+}
+
 // PublishAll sends readings in order, all in flight at once, and waits for their
 // acknowledgements. It returns how many leading readings the broker acknowledged: the caller may
 // forget exactly those. A reading after the first failure may have arrived too; sending it again
 // is the at-least-once the platform de-duplicates.
 func (p *Publisher) PublishAll(ctx context.Context, rs []collector.Reading) (int, error) {
+	ms := make([]Message, len(rs))
+	for i, r := range rs {
+		ms[i] = Message{Site: r.Site, Meter: r.Meter, Seq: r.Seq}
+		payload, err := wire.Encode(r)
+		if err != nil {
+			// Encode refuses only what the platform would dead-letter; skipping it is not a
+			// loss the spool could repair, and it must not block the readings behind it.
+			p.metrics.failed.WithLabelValues("encode").Inc()
+			p.logger.Error("reading cannot be encoded, skipped", "meter", r.Meter, "seq", r.Seq, "err", err)
+			continue
+		}
+		ms[i].Payload = payload
+	}
+	return p.PublishMessages(ctx, ms)
+}
+
+// PublishMessages is PublishAll for payloads already encoded, which it sends byte for byte: the
+// edge publishes what it spooled without decoding and encoding it again. A message without a
+// payload is skipped and counted as acknowledged.
+func (p *Publisher) PublishMessages(ctx context.Context, ms []Message) (int, error) {
 	if !p.Connected() {
 		p.metrics.failed.WithLabelValues("offline").Inc()
 		return 0, ErrOffline
 	}
 	start := time.Now()
-	tokens := make([]mqtt.Token, 0, len(rs))
-	for _, r := range rs {
-		payload, err := wire.Encode(r)
-		if err != nil {
-			p.metrics.failed.WithLabelValues("encode").Inc()
-			tokens = append(tokens, nil)
-			continue
+	tokens := make([]mqtt.Token, len(ms))
+	for i, m := range ms {
+		if m.Payload != nil {
+			tokens[i] = p.client.Publish(wire.ReadingTopic(m.Site, m.Meter), p.cfg.QoS, false, m.Payload)
 		}
-		tokens = append(tokens, p.client.Publish(wire.ReadingTopic(r.Site, r.Meter), p.cfg.QoS, false, payload))
 	}
 	timer := time.NewTimer(p.cfg.Timeout)
 	defer timer.Stop()
 	for i, t := range tokens {
 		if t == nil {
-			// Encode refuses only what the platform would dead-letter; skipping it is not a loss
-			// the spool could repair, and it must not block the readings behind it.
-			p.logger.Error("reading cannot be encoded, skipped", "meter", rs[i].Meter, "seq", rs[i].Seq)
 			continue
 		}
 		select {
@@ -249,16 +270,16 @@ func (p *Publisher) PublishAll(ctx context.Context, rs []collector.Reading) (int
 			return i, ctx.Err()
 		case <-timer.C:
 			p.metrics.failed.WithLabelValues("timeout").Inc()
-			return i, fmt.Errorf("publish %s seq %d: no acknowledgement within %s", rs[i].Meter, rs[i].Seq, p.cfg.Timeout)
+			return i, fmt.Errorf("publish %s seq %d: no acknowledgement within %s", ms[i].Meter, ms[i].Seq, p.cfg.Timeout)
 		}
 		if err := t.Error(); err != nil {
 			p.metrics.failed.WithLabelValues("broker").Inc()
-			return i, fmt.Errorf("publish %s seq %d: %w", rs[i].Meter, rs[i].Seq, err)
+			return i, fmt.Errorf("publish %s seq %d: %w", ms[i].Meter, ms[i].Seq, err)
 		}
 		p.metrics.published.Inc()
 		p.metrics.latency.Observe(time.Since(start).Seconds())
 	}
-	return len(rs), nil
+	return len(ms), nil
 }
 
 // Publish sends one reading and waits for the broker's acknowledgement (QoS 1). Only a nil error

@@ -64,6 +64,8 @@ type Config struct {
 	Cooling  CoolingConfig  `yaml:"cooling"`
 	// Meters overrides how individual meters are served; meters not listed keep their defaults.
 	Meters []MeterConfig `yaml:"meters"`
+	// Faults are injected on a schedule (see FaultConfig); more can be posted at run time.
+	Faults []FaultConfig `yaml:"faults"`
 }
 
 // ModbusConfig is the Modbus TCP server, one gateway for every Modbus meter.
@@ -317,6 +319,9 @@ func (c *Config) problems() problemList {
 			l.addf("network", "%v", err)
 		}
 	}
+	if len(l) == 0 {
+		c.faultsProblems(&l)
+	}
 	return l
 }
 
@@ -549,8 +554,8 @@ func (c *Config) meterSpecs() []MeterConfig {
 // defaultMeters is the demo plant's meter register: Modbus meters are units 1 to 16 behind one
 // gateway (unit id = meter number), the others are OPC UA variables.
 func defaultMeters() []MeterConfig {
-	modbus := []string{"M01", "M02", "M03", "M04", "M05", "M07", "M11", "M16"}
-	ids := []string{"M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M11", "M12", "M13", "M14", "M15", "M16"}
+	modbus := []string{"M01", "M02", "M03", "M04", "M05", "M07", "M10", "M11", "M16"}
+	ids := []string{"M01", "M02", "M03", "M04", "M05", "M06", "M07", "M08", "M09", "M10", "M11", "M12", "M13", "M14", "M15", "M16"}
 	ms := make([]MeterConfig, len(ids))
 	for i, id := range ids {
 		flowReg, totalReg := 0, 2

@@ -21,14 +21,14 @@ func TestDemoPlantConfigLoads(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	ms := p.Meters()
-	if len(ms) != 15 {
-		t.Fatalf("%d meters, want 15", len(ms))
+	if len(ms) != 16 {
+		t.Fatalf("%d meters, want 16", len(ms))
 	}
 	byID := map[string]MeterInfo{}
 	for _, m := range ms {
 		byID[m.ID] = m
 	}
-	modbus := "M01 M02 M03 M04 M05 M07 M11 M16"
+	modbus := "M01 M02 M03 M04 M05 M07 M10 M11 M16"
 	for _, m := range ms {
 		want := ProtocolOPCUA
 		if strings.Contains(modbus, m.ID) {
@@ -51,7 +51,7 @@ func TestBadConfigsNameKeyAndLine(t *testing.T) {
 		file string
 		want []string
 	}{
-		{"testdata/bad-keys.yaml", []string{"bad-keys.yaml:5: lisen: unknown key"}},
+		{"testdata/bad-keys.yaml", []string{"bad-keys.yaml:5: modbus.lisen: unknown key"}},
 		{"testdata/bad-values.yaml", []string{
 			`bad-values.yaml:1: site: "demo plant" is not a valid site id`,
 			`bad-values.yaml:2: timezone: "Mars/Olympus" is not a known time zone`,
@@ -63,7 +63,7 @@ func TestBadConfigsNameKeyAndLine(t *testing.T) {
 			`bad-values.yaml:11: cooling.cycles: 1 cycles of concentration must be above 1`,
 			`bad-values.yaml:13: meters[0].slave_id: 300 is not a Modbus unit id (1 to 247)`,
 			`bad-values.yaml:14: meters[1].slave_id: 4 is already the unit id of M04`,
-			`bad-values.yaml:15: meters[2].id: "M10" is not a meter of the plant`,
+			`bad-values.yaml:15: meters[2].id: "M17" is not a meter of the plant`,
 			`bad-values.yaml:16: meters[3].total_register: registers 1..2 overlap the flow rate's 0..1`,
 			`bad-values.yaml:17: meters[4].id: meter "M01" is listed twice`,
 			`bad-values.yaml:18: meters[5].initial_total: 2000 m³ is not below register_max (1000 m³)`,

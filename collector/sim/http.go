@@ -11,17 +11,31 @@ import (
 // Handler serves the truth over HTTP:
 //
 //	GET /api/v1/sim/truth?from=RFC3339&to=RFC3339
+//	GET /api/v1/sim/truth?period=hour|day
 //
 // answers the Truth JSON, or 400 with a message when from or to is missing, malformed or out of
-// order.
+// order. A period is the plant's current hour or day in its time zone, from its start to the
+// last whole simulated minute, the span the platform's `?period=` answers cover.
 func (p *Plant) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/sim/truth", p.serveTruth)
+	mux.HandleFunc("GET /api/v1/sim/faults", p.serveFaults)
+	mux.HandleFunc("POST /api/v1/sim/faults", p.servePostFault)
+	mux.HandleFunc("DELETE /api/v1/sim/faults/{id}", p.serveDeleteFault)
 	return mux
 }
 
 func (p *Plant) serveTruth(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if period := q.Get("period"); period != "" {
+		from, to, err := p.periodSpan(period)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		p.writeTruth(w, from, to)
+		return
+	}
 	from, err := parseQueryTime(q.Get("from"), "from")
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -36,10 +50,37 @@ func (p *Plant) serveTruth(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("to (%s) must be after from (%s)", to.Format(time.RFC3339), from.Format(time.RFC3339)), http.StatusBadRequest)
 		return
 	}
+	p.writeTruth(w, from, to)
+}
+
+func (p *Plant) writeTruth(w http.ResponseWriter, from, to time.Time) {
+	b, err := json.Marshal(p.Truth(from, to))
+	if err != nil {
+		http.Error(w, "encode truth: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(p.Truth(from, to)); err != nil {
+	if _, err := w.Write(append(b, '\n')); err != nil {
 		p.log.Debug("write truth response", "err", err)
 	}
+}
+
+// periodSpan is the current simulated hour or day so far, in whole minutes.
+func (p *Plant) periodSpan(period string) (from, to time.Time, err error) {
+	now := p.Now().In(p.prof.loc)
+	to = now.Truncate(time.Minute)
+	switch period {
+	case "hour":
+		from = time.Date(now.Year(), now.Month(), now.Day(), now.Hour(), 0, 0, 0, p.prof.loc)
+	case "day":
+		from = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, p.prof.loc)
+	default:
+		return from, to, fmt.Errorf("query parameter period=%q is not one of hour, day", period)
+	}
+	if !to.After(from) {
+		to = from.Add(time.Minute)
+	}
+	return from, to, nil
 }
 
 func parseQueryTime(v, name string) (time.Time, error) {

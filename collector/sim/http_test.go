@@ -49,7 +49,7 @@ func TestTruthHandler(t *testing.T) {
 	f, _ := time.Parse(time.RFC3339, from)
 	tt, _ := time.Parse(time.RFC3339, to)
 	want := p.Truth(f, tt)
-	if !got.From.Equal(f) || !got.To.Equal(tt) || len(got.Flows) != len(want.Flows) || len(got.Meters) != 15 {
+	if !got.From.Equal(f) || !got.To.Equal(tt) || len(got.Flows) != len(want.Flows) || len(got.Meters) != 16 {
 		t.Errorf("got from %s to %s with %d flows and %d meters", got.From, got.To, len(got.Flows), len(got.Meters))
 	}
 	if got.VR != want.VR || got.VI != want.VI || got.Meters["M12"] != want.Meters["M12"] || got.Flows["distribution_leak"] != want.Flows["distribution_leak"] {
@@ -93,5 +93,49 @@ func TestTruthHandler(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST status %d, want 405", res.StatusCode)
+	}
+}
+
+// TestTruthPeriod checks ?period=: the plant's current hour or day in its zone, up to the last
+// whole simulated minute, the span the platform's relative periods answer for.
+func TestTruthPeriod(t *testing.T) {
+	wall := &wallClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testConfig(t)
+	c.TimeScale = 1
+	p := newPlant(t, c, wall)
+	wall.advance(2*time.Hour + 25*time.Minute + 30*time.Second) // plant time 02:25:30 +08:00
+	srv := httptest.NewServer(p.Handler())
+	defer srv.Close()
+	loc := p.Location()
+	for _, tc := range []struct {
+		period   string
+		from, to time.Time
+	}{
+		{"hour", time.Date(2025, 1, 6, 2, 0, 0, 0, loc), time.Date(2025, 1, 6, 2, 25, 0, 0, loc)},
+		{"day", time.Date(2025, 1, 6, 0, 0, 0, 0, loc), time.Date(2025, 1, 6, 2, 25, 0, 0, loc)},
+	} {
+		res, err := http.Get(srv.URL + "/api/v1/sim/truth?period=" + tc.period)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got Truth
+		err = json.NewDecoder(res.Body).Decode(&got)
+		res.Body.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("period=%s: status %d, %v", tc.period, res.StatusCode, err)
+		}
+		want := p.Truth(tc.from, tc.to)
+		if !got.From.Equal(tc.from) || !got.To.Equal(tc.to) || got.VI != want.VI {
+			t.Errorf("period=%s: %s..%s vi %v, want %s..%s vi %v", tc.period, got.From, got.To, got.VI, tc.from, tc.to, want.VI)
+		}
+	}
+	res, err := http.Get(srv.URL + "/api/v1/sim/truth?period=week")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "not one of hour, day") {
+		t.Errorf("period=week: status %d %q, want 400 naming the choices", res.StatusCode, b)
 	}
 }

@@ -41,6 +41,10 @@ func (g *gateway) read(unit uint8, addr, qty uint16) ([]uint16, error) {
 		// What a real gateway answers when nothing sits behind the unit id.
 		return nil, modbus.ErrGWTargetFailedToRespond
 	}
+	if g.p.silent(m.ID, g.p.Now()) {
+		// An injected silent fault: the gateway gets no answer from the meter.
+		return nil, modbus.ErrGWTargetFailedToRespond
+	}
 	img := g.p.registers(m)
 	out := make([]uint16, qty)
 	for i := range out {

@@ -79,8 +79,8 @@ func TestModbusTotalsMatchTruth(t *testing.T) {
 			meters = append(meters, m)
 		}
 	}
-	if len(meters) != 8 {
-		t.Fatalf("%d modbus meters, want 8", len(meters))
+	if len(meters) != 9 {
+		t.Fatalf("%d modbus meters, want 9", len(meters))
 	}
 	if got := cl.read(t, 1, false).counts; got != 4294960000 {
 		t.Errorf("M01 at start reads %d counts, want the initial 4294960000", got)

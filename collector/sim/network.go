@@ -80,7 +80,7 @@ func buildNetwork(c *Config) []flow {
 			{FlowInfo{"reclaimed_intake", "reclaimed", "cooling", "non_conventional", "M03"}, m03},
 			{FlowInfo{"ws1_supply", "dist", "ws1", "internal", "M04"}, m04},
 			{FlowInfo{"boiler_makeup", "dist", "boiler", "internal", "M05"}, m05},
-			{FlowInfo{"office_supply", "dist", "office", "internal", ""}, off},
+			{FlowInfo{"office_supply", "dist", "office", "internal", "M10"}, off},
 			{FlowInfo{"distribution_leak", "dist", "ground", KindLeak, ""}, leak},
 			{FlowInfo{"steam", "boiler", "ws1", "internal", ""}, steam},
 			{FlowInfo{"condensate_return", "ws1", "boiler", "condensate", "M14"}, m14},

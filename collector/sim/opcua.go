@@ -179,6 +179,13 @@ func (p *Plant) updateUA(m *meter, t time.Time) {
 		}
 	}
 	flow, total := mk(p.servedRate(m, t)), mk(p.wrappedTotal(m, t))
+	if p.silent(m.ID, t) {
+		// An injected silent fault: the server has lost the device.
+		for _, dv := range []*ua.DataValue{flow, total} {
+			dv.EncodingMask |= ua.DataValueStatusCode
+			dv.Status = ua.StatusBadNoCommunication
+		}
+	}
 	m.ua.mu.Lock()
 	m.ua.flow, m.ua.total = flow, total
 	m.ua.mu.Unlock()

@@ -46,6 +46,7 @@ type MeterInfo struct {
 type meter struct {
 	MeterConfig
 	flow *flow
+	idx  int // index of flow in Plant.flows
 	// ua holds the last values pushed to OPC UA; see opcua.go.
 	ua uaValues
 }
@@ -73,6 +74,9 @@ type Plant struct {
 	addrMu  sync.Mutex
 	mbAddr  string
 	uaURL   string
+
+	faultMu sync.Mutex
+	faults  []*Fault
 }
 
 // New checks cfg (defaults must already be applied: use LoadConfig, or Config.Default before
@@ -106,7 +110,7 @@ func New(cfg *Config, logger *slog.Logger) (*Plant, error) {
 		m := &meter{MeterConfig: spec}
 		for i := range p.flows {
 			if p.flows[i].Meter == spec.ID {
-				m.flow = &p.flows[i]
+				m.flow, m.idx = &p.flows[i], i
 			}
 		}
 		if m.flow == nil {
@@ -115,6 +119,15 @@ func New(cfg *Config, logger *slog.Logger) (*Plant, error) {
 		p.meters = append(p.meters, m)
 		if m.Protocol == ProtocolModbus {
 			p.units[uint8(m.SlaveID)] = m
+		}
+	}
+	for _, fc := range cfg.Faults {
+		var d time.Duration
+		if fc.For > 0 {
+			d = fc.For
+		}
+		if _, err := p.AddFault(fc, p.start.Add(fc.After), d); err != nil {
+			return nil, err
 		}
 	}
 	return p, nil
@@ -191,7 +204,7 @@ func (p *Plant) Meters() []MeterInfo {
 
 // trueRate is a meter's true flow at t, m³/h.
 func (p *Plant) trueRate(m *meter, t time.Time) float64 {
-	return max(0, m.flow.rate.dot(p.prof.at(t)))
+	return max(0, m.flow.rate.dot(p.prof.at(t))+p.extraRate(m.idx, t))
 }
 
 // servedRate is the flow rate the meter displays at t: the true flow with relative noise.
@@ -209,8 +222,26 @@ func (p *Plant) servedRate(m *meter, t time.Time) float64 {
 
 // total is the meter's totalizer at t before wrapping: the initial reading plus the true volume
 // since start scaled by the meter's bias.
+// A stuck fault freezes it: the volume through the meter while stuck is never counted.
 func (p *Plant) total(m *meter, t time.Time) float64 {
-	return m.InitialTotal + (1+m.Bias)*m.flow.rate.dot(p.prof.integral(p.start, t))
+	raw := func(t time.Time) float64 {
+		if !t.After(p.start) {
+			return 0
+		}
+		return (1 + m.Bias) * (m.flow.rate.dot(p.prof.integral(p.start, t)) + p.extraVolume(m.idx, p.start, t))
+	}
+	v := m.InitialTotal + raw(t)
+	for _, sp := range p.stuckSpans(m.ID) {
+		if !t.After(sp[0]) {
+			continue
+		}
+		end := t
+		if !sp[1].IsZero() && sp[1].Before(end) {
+			end = sp[1]
+		}
+		v -= raw(end) - raw(sp[0])
+	}
+	return v
 }
 
 // wrappedTotal is what the meter's register shows at t, in m³.
@@ -251,6 +282,9 @@ type Truth struct {
 	// denominator is.
 	ReuseRate       float64 `json:"reuse_rate"`
 	ReuseRateWithVU float64 `json:"reuse_rate_with_vu"`
+	// Faults are the injected faults overlapping [From, To) or active now; their volumes are
+	// in the figures above.
+	Faults []Fault `json:"faults"`
 }
 
 // Truth integrates every flow over [from, to) exactly.
@@ -279,6 +313,7 @@ func (p *Plant) Truth(from, to time.Time) Truth {
 			tr.VL += v
 		}
 	}
+	p.truthFaults(&tr, from, to)
 	if d := tr.VR + tr.VI; d > 0 {
 		tr.ReuseRate = tr.VR / d
 	}

@@ -82,6 +82,41 @@ func BenchmarkReplay(b *testing.B) {
 	}
 }
 
+// BenchmarkReplayRaw is BenchmarkReplay the way the edge's forwarder replays: PeekRaw hands out
+// the stored payloads, which are published as they are, without decoding them.
+func BenchmarkReplayRaw(b *testing.B) {
+	cfg := Config{Dir: b.TempDir(), MaxBytes: 1 << 30, Fsync: FsyncNever}
+	q, err := Open(cfg, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range b.N {
+		mustAppend(b, q, reading(kill9Meters[i%len(kill9Meters)], i))
+	}
+	if err := q.Close(); err != nil {
+		b.Fatal(err)
+	}
+	q = mustOpen(b, cfg, nil, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		es, err := q.PeekRaw(ctx, 100)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := q.Ack(es[len(es)-1].ID); err != nil {
+			b.Fatal(err)
+		}
+		n += len(es)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "readings/s")
+	if q.Len() != 0 {
+		b.Fatalf("Len = %d after replaying everything", q.Len())
+	}
+}
+
 // BenchmarkOpen measures recovering a spool of 64 MiB, as after a crash (state.json accounts for
 // every sealed segment, the last one is decoded).
 func BenchmarkOpen(b *testing.B) {

@@ -45,7 +45,7 @@ func TestConfigValidate(t *testing.T) {
 			"edge.yaml:2: spool.max_bytes: 268435456 must be at least twice segment_bytes",
 			`edge.yaml:2: spool.fsync: "sometimes" is not one of`,
 		}},
-		{"unknown key", "spool:\n  dir: d\n  max_size: 10\n", []string{"edge.yaml:3: max_size: unknown key"}},
+		{"unknown key", "spool:\n  dir: d\n  max_size: 10\n", []string{"edge.yaml:3: spool.max_size: unknown key"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -56,6 +56,14 @@ type Entry struct {
 	Reading collector.Reading
 }
 
+// Raw is a spooled reading as stored: its v1 wire payload, unchanged since Append encoded it, and
+// the header read from it.
+type Raw struct {
+	ID      uint64
+	Header  wire.Header
+	Payload []byte
+}
+
 // segment is one segment file. Its fields change under Queue.mu.
 type segment struct {
 	first     uint64 // ID of its first record, also its name

@@ -1,6 +1,7 @@
 package spool
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ type reader struct {
 	id      uint64 // next ID to read
 	buf     []byte // file bytes from bufOff
 	bufOff  int64
-	pending []Entry
+	pending []Raw
 }
 
 // readChunk is how much the reader reads at once; a record larger than that is read whole.
@@ -32,6 +33,27 @@ const readChunk = 64 << 10
 // returned just before their segment was dropped are counted as dropped and may still be
 // delivered.
 func (q *Queue) Peek(ctx context.Context, max int) ([]Entry, error) {
+	raw, err := q.PeekRaw(ctx, max)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(raw))
+	for _, e := range raw {
+		r, err := wire.Decode(e.Payload)
+		if err != nil {
+			// Only a payload Encode did not write gets here: its checksum held and its header
+			// read, its points do not.
+			q.log.Error("unreadable spooled reading skipped", "id", e.ID, "err", err)
+			continue
+		}
+		out = append(out, Entry{ID: e.ID, Reading: r})
+	}
+	return out, nil
+}
+
+// PeekRaw is Peek without decoding: each entry carries the payload exactly as Append encoded it,
+// with the header a publisher needs, so a forwarder can send the spooled bytes as they are.
+func (q *Queue) PeekRaw(ctx context.Context, max int) ([]Raw, error) {
 	want := 1
 	if max > 1 {
 		want = max
@@ -164,12 +186,14 @@ func (q *Queue) readRecords(seg *segment, want int, head uint64, limit int64, en
 			return nil
 		}
 		if rd.id >= head {
-			r, err := wire.Decode(payload)
+			h, err := wire.DecodeHeader(payload)
 			if err != nil {
 				q.m.droppedN(ReasonCorrupt, 1)
 				q.log.Error("unreadable spooled reading skipped", "segment", seg.path, "id", rd.id, "err", err)
 			} else {
-				rd.pending = append(rd.pending, Entry{ID: rd.id, Reading: r})
+				// The read buffer is reused: the payload gets its own copy, which is then
+				// published as it is.
+				rd.pending = append(rd.pending, Raw{ID: rd.id, Header: h, Payload: bytes.Clone(payload)})
 			}
 		}
 		rd.off += int64(size)
@@ -203,5 +227,5 @@ func (q *Queue) OldestAge(now time.Time) time.Duration {
 	if err := q.fillLocked(1); err != nil || len(q.rd.pending) == 0 {
 		return 0
 	}
-	return max(now.Sub(q.rd.pending[0].Reading.Time), 0)
+	return max(now.Sub(q.rd.pending[0].Header.Time), 0)
 }

@@ -215,3 +215,100 @@ func validate(r collector.Reading) error {
 	}
 	return nil
 }
+
+// Header is what a forwarder needs of an encoded reading to publish it unchanged: its topic
+// parts, its sequence number for messages, and its time for the age of a backlog.
+type Header struct {
+	Site, Meter string
+	Seq         uint64
+	Time        time.Time
+}
+
+// Topic is the reading's topic.
+func (h Header) Topic() string { return ReadingTopic(h.Site, h.Meter) }
+
+// DecodeHeader reads the header of a payload written by Encode without decoding its points, so an
+// edge can publish the bytes it spooled as they are. A payload in Encode's own field order (every
+// one Encode wrote) is scanned in place; any other is decoded and validated in full.
+func DecodeHeader(b []byte) (Header, error) {
+	if h, ok := scanHeader(b); ok {
+		return h, nil
+	}
+	r, err := Decode(b)
+	if err != nil {
+		return Header{}, err
+	}
+	return Header{Site: r.Site, Meter: r.Meter, Seq: r.Seq, Time: r.Time}, nil
+}
+
+// scanHeader matches the prefix Encode writes: {"v":1,"site":"…","meter":"…",["edge":"…",]"seq":N,"time":"…".
+// Ids never need JSON escapes (ValidID), so a quote ends each of them.
+func scanHeader(b []byte) (Header, bool) {
+	var h Header
+	rest, ok := cutPrefix(b, `{"v":1,"site":"`)
+	if !ok {
+		return h, false
+	}
+	if h.Site, rest, ok = cutString(rest); !ok {
+		return h, false
+	}
+	if rest, ok = cutPrefix(rest, `,"meter":"`); !ok {
+		return h, false
+	}
+	if h.Meter, rest, ok = cutString(rest); !ok {
+		return h, false
+	}
+	if r2, ok := cutPrefix(rest, `,"edge":"`); ok {
+		if _, rest, ok = cutString(r2); !ok {
+			return h, false
+		}
+	}
+	if rest, ok = cutPrefix(rest, `,"seq":`); !ok {
+		return h, false
+	}
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		if n == 19 {
+			return h, false // beyond what a uint64 surely holds: let Decode judge it
+		}
+		h.Seq = h.Seq*10 + uint64(rest[n]-'0')
+		n++
+	}
+	if n == 0 {
+		return h, false
+	}
+	if rest, ok = cutPrefix(rest[n:], `,"time":"`); !ok {
+		return h, false
+	}
+	ts, _, ok := cutString(rest)
+	if !ok {
+		return h, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil || !ValidID(h.Site) || !ValidID(h.Meter) {
+		return h, false
+	}
+	h.Time = t.UTC()
+	return h, true
+}
+
+func cutPrefix(b []byte, prefix string) ([]byte, bool) {
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return b, false
+	}
+	return b[len(prefix):], true
+}
+
+// cutString returns the text up to the next quote and what follows the quote; a backslash (an
+// escape Encode never writes in these fields) fails the scan.
+func cutString(b []byte) (string, []byte, bool) {
+	for i, c := range b {
+		switch c {
+		case '"':
+			return string(b[:i]), b[i+1:], true
+		case '\\':
+			return "", b, false
+		}
+	}
+	return "", b, false
+}

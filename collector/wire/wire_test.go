@@ -129,3 +129,54 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeHeader(t *testing.T) {
+	at := time.Date(2026, 11, 28, 10, 0, 0, 250_000_000, time.UTC)
+	r := collector.Reading{
+		Site: "plant-a", Meter: "FT-101", Edge: "edge-1", Seq: 18446744073709551, Time: at,
+		TimeSource: collector.TimeSourceCollector,
+		Points:     []collector.Point{{Name: "total", Value: 99999.93, Quality: collector.Good}},
+	}
+	noEdge := r
+	noEdge.Edge = ""
+	enc := func(r collector.Reading) []byte {
+		b, err := Encode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		wantErr bool
+	}{
+		{name: "encoded", in: enc(r)},
+		{name: "encoded without edge", in: enc(noEdge)},
+		// Another writer's field order still decodes, through the full decoder.
+		{name: "other order", in: []byte(`{"seq":18446744073709551,"v":1,"meter":"FT-101","site":"plant-a","time":"2026-11-28T10:00:00.25Z","time_source":"collector","points":[{"name":"total","value":1,"quality":"good"}]}`)},
+		{name: "bad version", in: []byte(`{"v":2,"site":"plant-a","meter":"FT-101","seq":1,"time":"2026-11-28T10:00:00.25Z"}`), wantErr: true},
+		{name: "escaped site", in: []byte(`{"v":1,"site":"pl\u0061nt","meter":"FT-101","seq":1,"time":"x"}`), wantErr: true},
+		{name: "truncated", in: enc(r)[:40], wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := DecodeHeader(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("no error for %s, header %+v", tt.in, h)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Site != r.Site || h.Meter != r.Meter || h.Seq != r.Seq || !h.Time.Equal(at) {
+				t.Errorf("header %+v, want site %s meter %s seq %d time %s", h, r.Site, r.Meter, r.Seq, at)
+			}
+			if h.Topic() != ReadingTopic(r.Site, r.Meter) {
+				t.Errorf("topic %s", h.Topic())
+			}
+		})
+	}
+}

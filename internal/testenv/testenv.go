@@ -29,6 +29,7 @@ import (
 var installHints = map[string]string{
 	"mosquitto":        "install it with `apt-get install mosquitto` (Debian/Ubuntu) or `brew install mosquitto`",
 	"mosquitto_passwd": "it comes with Mosquitto: `apt-get install mosquitto` (Debian/Ubuntu) or `brew install mosquitto`",
+	"chromium":         "install it with `apt-get install chromium fonts-noto-cjk` (Debian/Ubuntu; the fonts draw the Chinese pages)",
 	"influxd":          "install it with `go install github.com/influxdata/influxdb/cmd/influxd@v1.8.10` (about 2.5 minutes the first time)",
 }
 
