@@ -178,3 +178,10 @@ func testRollups(t *testing.T, s rollupStore) {
 		t.Fatalf("only %d distinct buckets: the property saw too little data", len(truth))
 	}
 }
+
+// TestFlagBits: the roll-ups' union of flags covers every flag the ledger defines.
+func TestFlagBits(t *testing.T) {
+	if ledger.Fault >= 1<<flagBits {
+		t.Fatalf("ledger flags reach %d; raise flagBits", ledger.Fault)
+	}
+}

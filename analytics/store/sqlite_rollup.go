@@ -12,11 +12,15 @@ import (
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 )
 
+// flagBits is how many low bits of ledger.Flag are defined (TestFlagBits keeps it true).
+const flagBits = 8
+
 // flagsOr is the union of a column of flags as SQL: SQLite has no bitwise-OR aggregate, so it
-// takes the MAX of each bit. Roll-up maintenance and MeterTotals read few rows (an hour of
-// buckets, or the pieces of a period), where these sixteen aggregates cost little.
+// takes the MAX of each bit. It is used where few rows are read (an hour of buckets, a day of
+// hours, one meter's period when its flags differ). modernc's driver parses every statement at
+// every execution, so the expression is kept to the defined bits.
 func flagsOr(col string) string {
-	parts := make([]string, 16)
+	parts := make([]string, flagBits)
 	for i := range parts {
 		parts[i] = fmt.Sprintf("MAX(%s & %d)", col, 1<<i)
 	}

@@ -93,7 +93,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				storeCfg = fmt.Sprintf("influxdb: {urls: [%q], bucket: aqualoop/autogen}\n", influxURL)
 			}
 			cfgPath := filepath.Join(dir, "aqualoop.yaml")
-			text := fmt.Sprintf("sites: [e2e.yaml]\ningest:\n  mqtt: {servers: [%q], client_id: e2e-bench, qos: 1}\n%shttp: {listen: \"127.0.0.1:0\"}\n", broker.URL(), storeCfg)
+			text := fmt.Sprintf("sites: [e2e.yaml]\ningest:\n  mqtt: {servers: [%q], client_id: e2e-bench, qos: 1}\n%shttp: {listen: \"127.0.0.1:0\", auth: open}\n", broker.URL(), storeCfg)
 			if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
 				b.Fatal(err)
 			}

@@ -135,7 +135,7 @@ ingest:
   partition: {index: %d, count: 3}
   mqtt: {servers: [%q], client_id: scale-test, qos: 1}
 influxdb: {urls: [%q], bucket: aqualoop/autogen}
-http: {listen: "127.0.0.1:0"}
+http: {listen: "127.0.0.1:0", auth: open}
 `, i, broker.URL(), influx.URL())
 		if err := os.WriteFile(cfgs[i], []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -329,7 +329,18 @@ http: {listen: "127.0.0.1:0"}
 		// Any instance answers for any site: ask one that does not own it.
 		other := insts[(ingest.SiteShard(s, 3)+1)%3]
 		var api engine.Indicators
-		getJSON(t, fmt.Sprintf("%s/api/v1/sites/%s/indicators?from=%s&to=%s", other.url, s, from.Format(time.RFC3339), to.Format(time.RFC3339)), &api)
+		resp, err := http.Get(fmt.Sprintf("%s/api/v1/sites/%s/indicators?from=%s&to=%s", other.url, s, from.Format(time.RFC3339), to.Format(time.RFC3339)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("indicators of %s from instance %d: %s", s, (ingest.SiteShard(s, 3)+1)%3, resp.Status)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&api)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if math.Abs(api.Volumes.Vi-want.Volumes.Vi) > 1e-9*want.Volumes.Vi {
 			t.Errorf("%s through instance %d's API: Vi %v, want %v", s, (ingest.SiteShard(s, 3)+1)%3, api.Volumes.Vi, want.Volumes.Vi)
 		}
