@@ -37,8 +37,6 @@ type SQLite struct {
 	delResult   *sql.Stmt
 	putResult   *sql.Stmt
 	getResults  *sql.Stmt
-	rollHours   *sql.Stmt
-	rollDays    *sql.Stmt
 	putReadings *sql.Stmt // readingsUpsert of upsertChunk rows
 	putBuckets  *sql.Stmt // bucketsUpsert of upsertChunk rows
 
@@ -197,8 +195,6 @@ func (s *SQLite) prepare() error {
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
 	prep(s.w, &s.putReadings, readingsUpsert.full)
 	prep(s.w, &s.putBuckets, bucketsUpsert.full)
-	prep(s.w, &s.rollHours, sqlRollHours)
-	prep(s.w, &s.rollDays, sqlRollDays)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (site, start) DO UPDATE SET end = excluded.end, product = excluded.product,
@@ -277,9 +273,6 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 		if err := upsertRows(ctx, tx, bucketsUpsert, s.putBuckets, args); err != nil {
 			return err
 		}
-		if err := s.rollUp(ctx, tx, bs); err != nil {
-			return err
-		}
 		pm := tx.StmtContext(ctx, s.putMeter)
 		for k := range meters {
 			if _, err := pm.ExecContext(ctx, k.site, k.meter); err != nil {
@@ -301,9 +294,9 @@ type upsert struct {
 
 // upsertChunk is the most rows per statement. modernc's driver matches each bound parameter to
 // its argument by a linear search, so binding is quadratic in the parameters of a statement:
-// 256 rows of 7 columns spent a fifth of ingest's time binding. 8 rows keep the search short
+// 256 rows of 7 columns spent a fifth of ingest's time binding. 64 rows keep the search short
 // and the statements few (BenchmarkIngest, docs/performance.md).
-const upsertChunk = 8
+const upsertChunk = 64
 
 func newUpsert(head, tail string, cols int) *upsert {
 	u := &upsert{head: head, tail: tail, cols: cols}
@@ -468,7 +461,7 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 func (s *SQLite) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.rollHours, s.rollDays, s.putReadings, s.putBuckets} {
+		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.putReadings, s.putBuckets} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

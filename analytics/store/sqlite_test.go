@@ -143,7 +143,7 @@ func TestSQLiteMigrationListsExistingMeters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{"DROP TABLE bucket_meters", "DROP TABLE inputs", "DROP TABLE results", "DROP TABLE rollup_hours", "DROP TABLE rollup_days", "DELETE FROM store_migrations WHERE version > 1"} {
+	for _, q := range []string{"DROP TABLE bucket_meters", "DROP TABLE inputs", "DROP TABLE results", "DROP TRIGGER rollup_bucket_insert", "DROP TRIGGER rollup_bucket_update", "DROP TABLE rollup_hours", "DROP TABLE rollup_days", "DELETE FROM store_migrations WHERE version > 1"} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}
