@@ -123,6 +123,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("PUT /api/v1/sites/{site}/inputs", h.siteRoute(h.putInputs))
 	mux.HandleFunc("POST /api/v1/sites/{site}/inputs", h.siteRoute(h.putInputs))
 	mux.HandleFunc("GET /api/v1/sites/{site}/meters", h.siteRoute(h.meters))
+	mux.HandleFunc("GET /api/v1/sites/{site}/conflicts", h.siteRoute(h.conflicts)) // conflicts.go
 	mux.HandleFunc("GET /api/v1/parks", h.listParks)
 	mux.HandleFunc("GET /api/v1/parks/{park}/indicators", h.parkIndicators)
 	mux.HandleFunc("GET /api/v1/parks/{park}/snapshot", h.parkSnapshot)

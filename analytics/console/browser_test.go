@@ -188,6 +188,7 @@ func (p *platform) start(ln net.Listener) {
 	mux.Handle("GET /login", page)
 	mux.Handle("/ui/", page)
 	mux.Handle("GET /api/v1/events", hub)
+	mux.Handle("GET /api/v1/sites/{site}/reports/", p.reports(sites, eng, now))
 	var h http.Handler = mux
 	if p.sec != nil {
 		h = p.sec.guard(p.t, mux)
@@ -371,7 +372,7 @@ func (b *browser) open(t *testing.T, p *platform, page string) {
 	b.do(t, chromedp.Navigate(p.url("/?load="+strconv.Itoa(b.loads)+"#/"+page+"/demo")), ready(page))
 }
 
-var pages = []string{"overview", "balance", "trends", "meters", "plans", "alerts", "park"}
+var pages = []string{"overview", "balance", "trends", "meters", "plans", "alerts", "park", "reports"}
 
 // setLang stores the language choice the page remembers ("" forgets it).
 func setLang(t *testing.T, b *browser, lang string) {
@@ -602,6 +603,8 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the park view does not name the enterprises: %q", rows)
 		}
 	})
+
+	t.Run("evidence packs", func(t *testing.T) { testReportsPage(t, p, b) })
 
 	t.Run("phone width has no horizontal overflow", func(t *testing.T) {
 		b.do(t, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))

@@ -247,8 +247,14 @@ func TestCatalogue(t *testing.T) {
 			want = append(want, "ind."+k)
 		}
 	}
-	for _, p := range []string{"overview", "balance", "trends", "meters", "plans", "alerts", "park"} {
+	for _, p := range []string{"overview", "balance", "trends", "meters", "plans", "alerts", "park", "reports"} {
 		want = append(want, "nav."+p)
+	}
+	for _, k := range []string{"month", "year", "years"} {
+		want = append(want, "packs.kind."+k)
+	}
+	for _, f := range []string{"pdf", "xlsx", "csv", "zip"} {
+		want = append(want, "packs.fmt."+f, "packs.fmt."+f+".what")
 	}
 	slices.Sort(want)
 	for _, k := range slices.Compact(want) {

@@ -26,6 +26,7 @@ type security struct {
 	store  *auth.Store
 	alerts *alerting.Manager
 	token  string // the secret of the editor's token named tokenName
+	viewer string // the secret of a viewer's token, below the auditor role evidence packs need
 }
 
 const tokenName = "li.wei"
@@ -59,6 +60,10 @@ func newSecurity(t *testing.T, sites []*analytics.Site) *security {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, viewer, err := store.Create(ctx, auth.NewToken{Name: "zhao.min", Role: "viewer"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rules, err := alerting.ParseRules("rules.yaml", []byte(demoRules), sites)
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +80,7 @@ func newSecurity(t *testing.T, sites []*analytics.Site) *security {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &security{sites: sites, store: store, alerts: m, token: secret}
+	return &security{sites: sites, store: store, alerts: m, token: secret, viewer: viewer}
 }
 
 // guard mounts the alerting API on mux and puts package auth's middleware in front of it all,
@@ -306,6 +311,9 @@ func TestConsoleSignInAndAlerts(t *testing.T) {
 		shot(t, b, "alerts")
 	}
 
+	// The evidence-pack page's link downloads the pack with the session cookie alone.
+	testReportsSession(t, p, b)
+
 	// Signing out ends the session on the server and asks for a token again.
 	b.do(t, chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-token")))
 	if ck := b.cookies(t, p); ck[auth.SessionCookie] != nil || ck[auth.CSRFCookie] != nil {
@@ -317,4 +325,7 @@ func TestConsoleSignInAndAlerts(t *testing.T) {
 	if code := status(t, p.url("/api/v1/sites"), &http.Cookie{Name: auth.SessionCookie, Value: sess.Value}); code != http.StatusUnauthorized {
 		t.Errorf("the old session cookie after signing out: %d, want 401", code)
 	}
+
+	// A viewer signs in: the page shows the guard's refusal instead of a download.
+	testReportsDenied(t, p, b)
 }

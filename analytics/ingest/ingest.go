@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"sync"
@@ -32,7 +33,10 @@ import (
 type Config struct {
 	MQTT publish.Broker `yaml:"mqtt"`
 	// Group is the shared-subscription group; instances in one group split the messages. Empty
-	// means a plain subscription.
+	// (the default) means a plain subscription: Mosquitto 2.0 does not restore a persistent
+	// session's shared subscriptions from its persistence file, so with a group the readings
+	// published between a broker restart and the platform's reconnection are lost, and a
+	// plain subscription keeps them (docs/reliability.md).
 	Group string `yaml:"group"`
 	// Sites this instance ingests ("+" for all), the unit of sharding.
 	Sites []string `yaml:"sites"`
@@ -40,6 +44,8 @@ type Config struct {
 	// when set it replaces Sites and Group: each instance subscribes, without a shared group, to
 	// the sites it owns, under a client id that ends in its index.
 	Partition Partition `yaml:"partition"`
+	// Limits bound what a message may carry; see Limits.
+	Limits Limits `yaml:"limits"`
 }
 
 // Default fills in defaults.
@@ -48,9 +54,6 @@ func (c *Config) Default() {
 	if c.MQTT.ClientID == "" {
 		c.MQTT.ClientID = "aqualoop-platform"
 	}
-	if c.Group == "" {
-		c.Group = "aqualoop"
-	}
 	if len(c.Sites) == 0 {
 		c.Sites = []string{"+"}
 	}
@@ -58,6 +61,7 @@ func (c *Config) Default() {
 	if c.Partition.Partitioned() && !strings.HasSuffix(c.MQTT.ClientID, fmt.Sprintf("-%d", c.Partition.Index)) {
 		c.MQTT.ClientID = fmt.Sprintf("%s-%d", c.MQTT.ClientID, c.Partition.Index)
 	}
+	c.Limits.Default()
 }
 
 // Validate reports every problem under path.
@@ -72,6 +76,7 @@ func (c *Config) Validate(p *config.Problems, path string) {
 		}
 	}
 	c.Partition.Validate(p, path+".partition")
+	c.Limits.Validate(p, path+".limits")
 }
 
 // Store is what ingest writes to.
@@ -163,6 +168,8 @@ type Ingester struct {
 	mu     sync.Mutex
 	seen   map[string]*recent // meter key → recently stored sequence numbers
 	logged map[string]bool    // rejection kinds already logged
+	adm    *admission
+	seed   maphash.Seed
 
 	state connState // broker connection and unacknowledged messages (state.go)
 }
@@ -178,7 +185,10 @@ func New(cfg Config, st Store, l Ledger, opts Options) *Ingester {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Ingester{cfg: cfg, store: st, ledger: l, opts: opts, seen: map[string]*recent{}, logged: map[string]bool{}}
+	// A config built in code may skip Default: the limits then take their defaults here.
+	cfg.Limits.Default()
+	return &Ingester{cfg: cfg, store: st, ledger: l, opts: opts, seen: map[string]*recent{}, logged: map[string]bool{},
+		adm: newAdmission(), seed: maphash.MakeSeed()}
 }
 
 // Message is one MQTT message as ingest sees it. Ack, when set, acknowledges it to the broker.
@@ -304,7 +314,7 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 	inBatch := map[string]map[seqTime]bool{}
 	for _, msg := range msgs {
 		m.received.Inc()
-		r, kind, err := in.validate(msg.Topic, msg.Payload)
+		r, kind, err := in.safeValidate(msg.Topic, msg.Payload)
 		if err != nil {
 			site, _, _ := wire.ParseReadingTopic(msg.Topic)
 			if site == "" {
@@ -314,14 +324,14 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 			continue
 		}
 		k := key(r)
-		if in.duplicate(r) || inBatch[k][idOf(r)] {
+		if in.duplicate(r) || inBatch[k][in.idOf(r)] {
 			m.duplicates.Inc()
 			continue
 		}
 		if inBatch[k] == nil {
 			inBatch[k] = map[seqTime]bool{}
 		}
-		inBatch[k][idOf(r)] = true
+		inBatch[k][in.idOf(r)] = true
 		valid = append(valid, accepted{r, msg})
 	}
 	if len(valid) == 0 {
@@ -365,13 +375,17 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 		m.stored.Inc()
 		m.lag.Observe(now.Sub(a.r.Time).Seconds())
 		in.remember(a.r)
-		var bs []ledger.Bucket
-		if err := in.retry(ctx, "update ledger", func() error {
-			var err error
-			bs, err = in.ledger.Add(ctx, a.r)
-			return err
-		}); err != nil {
-			return err
+		bs, err := in.addToLedger(ctx, a.r)
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			kind := KindLedgerError
+			if errors.Is(err, errPanic) {
+				kind = KindPanic
+			}
+			in.reject(kind, a.r.Site, a.msg.Topic, a.msg.Payload, err)
+			continue
 		}
 		// Each returned bucket is the bucket's full current value: a later one replaces an
 		// earlier one of the same minute.
@@ -388,7 +402,7 @@ func (in *Ingester) HandleBatch(ctx context.Context, msgs []Message) error {
 	if len(buckets) == 0 {
 		return nil
 	}
-	if err := in.retry(ctx, "store buckets", func() error { return in.store.WriteBuckets(ctx, buckets) }); err != nil {
+	if err := in.writeBuckets(ctx, buckets); err != nil {
 		return err
 	}
 	if in.opts.OnBuckets != nil {
@@ -408,6 +422,9 @@ func (in *Ingester) validate(topic string, payload []byte) (collector.Reading, s
 	if err != nil {
 		return collector.Reading{}, KindTopic, err
 	}
+	if len(payload) > in.cfg.Limits.MaxPayloadBytes {
+		return collector.Reading{}, KindTooLarge, fmt.Errorf("payload is %d bytes, more than max_payload_bytes %d", len(payload), in.cfg.Limits.MaxPayloadBytes)
+	}
 	r, err := wire.Decode(payload)
 	if err != nil {
 		return collector.Reading{}, KindDecode, err
@@ -418,6 +435,12 @@ func (in *Ingester) validate(topic string, payload []byte) (collector.Reading, s
 	if in.opts.Known != nil && !in.opts.Known(site, meter) {
 		return collector.Reading{}, KindUnknownMeter, fmt.Errorf("meter %s is not in the model of site %s", meter, site)
 	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if kind, err := in.check(r); err != nil {
+		return collector.Reading{}, kind, err
+	}
+	in.admit(r)
 	return r, "", nil
 }
 
@@ -466,6 +489,10 @@ func (in *Ingester) reject(kind, site, topic string, payload []byte, err error) 
 	if in.client == nil || !in.client.IsConnectionOpen() {
 		return
 	}
+	// The copy is cut at the payload limit, so a flood of huge messages cannot fill the broker.
+	if len(payload) > in.cfg.Limits.MaxPayloadBytes {
+		payload = payload[:in.cfg.Limits.MaxPayloadBytes]
+	}
 	body, _ := json.Marshal(deadLetter{Kind: kind, Error: err.Error(), Topic: topic, Payload: string(payload), Received: in.opts.Now().UTC()})
 	// Not waited for: the dead-letter copy must never hold up the readings behind it.
 	in.client.Publish(wire.DeadLetterTopic(site), 1, false, body)
@@ -482,11 +509,15 @@ type recent struct {
 type seqTime struct {
 	seq  uint64
 	nano int64
+	edge uint64 // hash of the edge id
 }
 
-func idOf(r collector.Reading) seqTime { return seqTime{r.Seq, r.Time.UnixNano()} }
+func (in *Ingester) idOf(r collector.Reading) seqTime {
+	return seqTime{r.Seq, r.Time.UnixNano(), in.edgeHash(r.Edge)}
+}
 
-func key(r collector.Reading) string { return r.Site + "/" + r.Meter + "/" + r.Edge }
+// key is a meter's key in the duplicate memory: one entry a meter, however many edges send.
+func key(r collector.Reading) string { return r.Site + "/" + r.Meter }
 
 func (in *Ingester) duplicate(r collector.Reading) bool {
 	in.mu.Lock()
@@ -495,7 +526,7 @@ func (in *Ingester) duplicate(r collector.Reading) bool {
 	if rc == nil {
 		return false
 	}
-	_, ok := rc.set[idOf(r)]
+	_, ok := rc.set[in.idOf(r)]
 	return ok
 }
 
@@ -510,8 +541,8 @@ func (in *Ingester) remember(r collector.Reading) {
 	if len(rc.set) >= len(rc.keys) {
 		delete(rc.set, rc.keys[rc.next])
 	}
-	rc.keys[rc.next] = idOf(r)
-	rc.set[idOf(r)] = struct{}{}
+	rc.keys[rc.next] = in.idOf(r)
+	rc.set[in.idOf(r)] = struct{}{}
 	rc.next = (rc.next + 1) % len(rc.keys)
 }
 

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -22,6 +23,15 @@ func alignNs(t int64) int64 {
 		r += width
 	}
 	return t - r
+}
+
+// between is b − a for a ≤ b, saturating instead of overflowing: two storable times may be
+// further apart than an int64 of nanoseconds holds.
+func between(a, b int64) int64 {
+	if d := b - a; d >= 0 {
+		return d
+	}
+	return math.MaxInt64
 }
 
 func nsTime(t int64) time.Time { return time.Unix(0, t).UTC() }
@@ -71,10 +81,14 @@ func (p *params) limit(dt int64) float64 {
 func (p *params) classify(a, b sample) (float64, stepKind) {
 	d := b.v - a.v
 	kind := stepOK
+	if math.IsInf(d, 0) {
+		// Two values at the ends of the float range (a misread register): no volume.
+		return 0, stepFault
+	}
 	if d < 0 {
 		nearTop := p.max > 0 && a.v >= p.max*(1-p.near)
 		switch {
-		case nearTop && -d > p.max/2:
+		case nearTop && -d > p.max/2 && d+p.max >= 0:
 			d += p.max
 			kind = stepRollover
 		case -d <= p.noise:
@@ -85,7 +99,7 @@ func (p *params) classify(a, b sample) (float64, stepKind) {
 			return 0, stepFault
 		}
 	}
-	if p.q4 > 0 && d > p.limit(b.t-a.t) {
+	if p.q4 > 0 && d > p.limit(between(a.t, b.t)) {
 		return 0, stepSpike
 	}
 	return d, kind
@@ -198,7 +212,7 @@ func (p *params) walk(ss []sample, v visitor) {
 			v.rejected(ss[j], k)
 			continue
 		}
-		iv := interval{a: ss[base], b: ss[j], gap: ss[j].t-ss[base].t > p.gapAfter}
+		iv := interval{a: ss[base], b: ss[j], gap: between(ss[base].t, ss[j].t) > p.gapAfter}
 		iv.delta, iv.kind = p.classify(iv.a, iv.b)
 		if iv.kind == stepReset {
 			iv.delta, iv.kind = p.swap(iv.a, iv.b)
@@ -220,11 +234,15 @@ func (p *params) walkFlow(ss []sample, v visitor) {
 		}
 		if base >= 0 {
 			a, b := ss[base], s
-			iv := interval{a: a, b: b, gap: b.t-a.t > p.gapAfter}
+			iv := interval{a: a, b: b, gap: between(a.t, b.t) > p.gapAfter}
 			fa, fb := max(a.v, 0), max(b.v, 0)
-			iv.delta = (fa + fb) / 2 * float64(b.t-a.t) / float64(time.Hour)
+			iv.delta = (fa + fb) / 2 * float64(between(a.t, b.t)) / float64(time.Hour)
 			if a.v < 0 || b.v < 0 {
 				iv.kind = stepClamped
+			}
+			if math.IsInf(iv.delta, 0) || math.IsInf(fa*float64(between(a.t, b.t)), 0) || math.IsInf(fb*float64(between(a.t, b.t)), 0) {
+				// Flows at the end of the float range (no Q4 to reject them): no volume.
+				iv.delta, iv.kind = 0, stepFault
 			}
 			v.interval(iv)
 		}
@@ -299,22 +317,40 @@ func (p *params) events(ss []sample) Stats {
 	return c.st
 }
 
-// bucketer spreads intervals over the buckets [from, to].
+// bucketer spreads intervals over the buckets [from, to]. Its buckets are every minute of the
+// range except those strictly inside a long gap (two consecutive samples further apart than
+// maxSpread): the cost of a range is bounded by its samples, not by its length.
 type bucketer struct {
 	p        *params
 	from, to int64
-	out      []Bucket
-	cov      []int64 // ns of each bucket covered by measured, non-gap intervals
+	// starts lists the bucket starts when some minutes are left out; nil means every minute.
+	starts []int64
+	out    []Bucket
+	cov    []int64 // ns of each bucket covered by measured, non-gap intervals
 }
 
 func (p *params) buckets(ss []sample, from, to int64) []Bucket {
-	n := int((to-from)/width) + 1
-	bk := &bucketer{p: p, from: from, to: to, out: make([]Bucket, n), cov: make([]int64, n)}
+	bk := &bucketer{p: p, from: from, to: to, starts: p.bucketStarts(ss, from, to)}
+	n := len(bk.starts)
+	if bk.starts == nil {
+		n = int((to-from)/width) + 1
+	}
+	bk.out, bk.cov = make([]Bucket, n), make([]int64, n)
 	for i := range bk.out {
-		bk.out[i] = Bucket{Site: p.site, Meter: p.meter, Start: nsTime(from + int64(i)*width)}
+		start := from + int64(i)*width
+		if bk.starts != nil {
+			start = bk.starts[i]
+		}
+		bk.out[i] = Bucket{Site: p.site, Meter: p.meter, Start: nsTime(start)}
 	}
 	p.walk(ss, bk)
 	for i := range bk.out {
+		if v := bk.out[i].Volume; math.IsNaN(v) || math.IsInf(v, 0) {
+			// Only values near the float range's ends get here (ingest bounds them); the
+			// bucket says fault rather than hold a number no store or sum can take.
+			bk.out[i].Volume, bk.cov[i] = 0, 0
+			bk.out[i].Flags |= Fault
+		}
 		bk.out[i].Coverage = min(float64(bk.cov[i])/float64(width), 1)
 		if p.flowOnly {
 			// Every minute of a flow-only meter is derived, even one no interval reaches yet.
@@ -324,25 +360,85 @@ func (p *params) buckets(ss []sample, from, to int64) []Bucket {
 	return bk.out
 }
 
+// bucketStarts returns the starts of the buckets of [from, to] that are not strictly inside a
+// long gap, or nil when that is every minute. The buckets holding a sample, and the one before
+// a sample on a minute boundary (where the gap's volume goes), are always kept.
+func (p *params) bucketStarts(ss []sample, from, to int64) []int64 {
+	long := false
+	for j := 1; j < len(ss) && !long; j++ {
+		long = between(ss[j-1].t, ss[j].t) > p.maxSpread
+	}
+	if !long {
+		return nil
+	}
+	starts := []int64{}
+	next := from                // the first start not yet listed
+	add := func(lo, hi int64) { // every start in [lo, hi] ∩ [from, to] from next on
+		for c := max(lo, next); c <= min(hi, to); c += width {
+			starts = append(starts, c)
+		}
+		next = max(next, min(hi, to)+width)
+	}
+	for j := 1; j < len(ss); j++ {
+		a, b := ss[j-1].t, ss[j].t
+		if between(a, b) <= p.maxSpread {
+			continue
+		}
+		add(from, alignNs(a))
+		next = max(next, alignNs(b-1))
+	}
+	add(from, to)
+	return starts
+}
+
+// at returns the index of the bucket starting at start, or -1 when it is not in the range.
+func (bk *bucketer) at(start int64) int {
+	if start < bk.from || start > bk.to {
+		return -1
+	}
+	if bk.starts == nil {
+		return int((start - bk.from) / width)
+	}
+	i, found := slices.BinarySearch(bk.starts, start)
+	if !found {
+		return -1
+	}
+	return i
+}
+
 func (bk *bucketer) rejected(s sample, k stepKind) {
-	if a := alignNs(s.t); a >= bk.from && a <= bk.to {
-		bk.out[(a-bk.from)/width].Flags |= k.flag()
+	if i := bk.at(alignNs(s.t)); i >= 0 {
+		bk.out[i].Flags |= k.flag()
 	}
 }
 
 func (bk *bucketer) interval(iv interval) {
+	flags := iv.flags(bk.p.flowOnly)
+	if between(iv.a.t, iv.b.t) > bk.p.maxSpread {
+		// A long gap: its exact volume goes whole into the minute where it ends, and the
+		// minute where it starts says a gap follows. Neither is covered.
+		if i := bk.at(alignNs(iv.a.t)); i >= 0 {
+			bk.out[i].Flags |= flags
+		}
+		if i := bk.at(alignNs(iv.b.t - 1)); i >= 0 {
+			bk.out[i].Volume += iv.delta
+			bk.out[i].Flags |= flags
+		}
+		return
+	}
 	lo, hi := max(iv.a.t, bk.from), min(iv.b.t, bk.to+width)
 	if lo >= hi {
 		return
 	}
-	flags := iv.flags(bk.p.flowOnly)
 	covered := iv.kind.measured() && !iv.gap
 	for c := lo; c < hi; {
 		start := alignNs(c)
 		end := min(start+width, iv.b.t)
-		i := (start - bk.from) / width
+		i := bk.at(start)
 		b := &bk.out[i]
-		b.Volume += bk.cum(&iv, end) - bk.cum(&iv, c)
+		if iv.delta != 0 {
+			b.Volume += bk.cum(&iv, end) - bk.cum(&iv, c)
+		}
 		b.Flags |= flags
 		if covered {
 			bk.cov[i] += end - c
@@ -438,7 +534,10 @@ func (p *params) samples(rs []collector.Reading) ([]sample, Stats) {
 // counted: at most Noise m³ too much per such step, and each one is counted.
 //
 // Gaps. An interval longer than GapAfter still carries its exact Δ, spread linearly and flagged
-// Gap and Estimated (the total is exact, its timing is not).
+// Gap and Estimated (the total is exact, its timing is not). An interval longer than MaxSpread
+// (default one day) is not spread: its Δ goes whole into the bucket where it ends, flagged Gap
+// and Estimated, its first bucket is flagged Gap, and the minutes in between have no bucket, so
+// the work and the rows a gap costs do not grow with its length.
 //
 // Coverage of a bucket is the fraction of its minute spanned by intervals whose volume was
 // measured: not gaps, and not the rejected (reset, fault, jump) intervals, whose volume is missing.

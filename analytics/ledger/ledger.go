@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -453,8 +454,11 @@ func (l *Ledger) back(ctx context.Context, m *meterState, t int64, k int) ([]sam
 	var got []sample // newest first
 	anchors := 0
 	span := m.span(k)
-	for to := t; ; {
-		from := to - span
+	for to := t; to > minNs; {
+		from := minNs
+		if to >= minNs+span {
+			from = to - span
+		}
 		rs, err := l.h.Readings(ctx, m.p.site, m.p.meter, nsTime(from), nsTime(to))
 		if err != nil {
 			return nil, fmt.Errorf("read readings of %s/%s: %w", m.p.site, m.p.meter, err)
@@ -480,11 +484,23 @@ func (l *Ledger) back(ctx context.Context, m *meterState, t int64, k int) ([]sam
 			break
 		}
 		// Jump straight to the next older reading, so a long silence costs one query.
+		// Each round reads at least one older reading, so the loop ends with the data.
 		to = from
-		span = max(span*4, to-prev.Time.UnixNano())
+		span = max(grow(span), to-prev.Time.UnixNano())
 	}
 	slices.Reverse(got)
 	return got, nil
+}
+
+// minNs is the earliest time back searches: the store's earliest storable time.
+const minNs int64 = math.MinInt64 + 2
+
+// grow multiplies a search span by four, saturating well below overflow.
+func grow(span int64) int64 {
+	if span > math.MaxInt64/8 {
+		return math.MaxInt64 / 2
+	}
+	return span * 4
 }
 
 // forward returns, oldest first, the good samples with time >= t up to the k-th anchor, reading
@@ -493,8 +509,13 @@ func (l *Ledger) forward(ctx context.Context, m *meterState, t int64, k int, upp
 	var got []sample
 	anchors := 0
 	span := m.span(k)
-	for from := t; from <= upper && anchors < k; span *= 4 {
-		to := min(from+span, upper+1)
+	// The span grows fourfold a round and saturates, so even readings centuries apart take a
+	// few dozen rounds; the sums cannot overflow (upper is a storable time).
+	for from := t; from <= upper && anchors < k; span = grow(span) {
+		to := upper + 1
+		if upper-from >= span {
+			to = from + span
+		}
 		rs, err := l.h.Readings(ctx, m.p.site, m.p.meter, nsTime(from), nsTime(to))
 		if err != nil {
 			return nil, fmt.Errorf("read readings of %s/%s: %w", m.p.site, m.p.meter, err)

@@ -30,7 +30,8 @@ const (
 )
 
 // history is an in-memory History: the fake of the ledger's consumer interface. Writing a
-// reading at the time of a stored one replaces it, as the real stores do.
+// reading at the time of a stored one replaces it (the real stores keep the first and set a
+// different one aside; the scenarios never write two different readings at one time).
 type history struct {
 	mu   sync.Mutex
 	rs   map[string][]collector.Reading // by site/meter, sorted by time
@@ -122,6 +123,7 @@ type scenario struct {
 		FlowOnly    bool          `yaml:"flow_only"`
 		Interval    time.Duration `yaml:"interval"`
 		GapAfter    time.Duration `yaml:"gap_after"`
+		MaxSpread   time.Duration `yaml:"max_spread"`
 		Noise       float64       `yaml:"noise"`
 	} `yaml:"meter"`
 	Readings []struct {
@@ -152,6 +154,7 @@ func (sc *scenario) spec() ledger.MeterSpec {
 		Site: site, Meter: meter,
 		RegisterMax: sc.Meter.RegisterMax, Q4: sc.Meter.Q4, FlowOnly: sc.Meter.FlowOnly,
 		Interval: sc.Meter.Interval, GapAfter: sc.Meter.GapAfter, Noise: sc.Meter.Noise,
+		MaxSpread: sc.Meter.MaxSpread,
 	}
 }
 

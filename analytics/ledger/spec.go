@@ -21,6 +21,9 @@ const (
 	DefaultSpikeTolerance = 1.1
 	// DefaultNear is the fraction of the register that counts as "near" its maximum or zero.
 	DefaultNear = 0.1
+	// DefaultMaxSpread is the longest gap whose volume is spread over its minutes; see
+	// MeterSpec.MaxSpread.
+	DefaultMaxSpread = 24 * time.Hour
 )
 
 // MeterSpec is what the ledger needs to know about one meter. Only Site and Meter are required;
@@ -40,6 +43,12 @@ type MeterSpec struct {
 	// GapAfter is the longest interval between two good readings that is not a gap
 	// (default DefaultGapIntervals × Interval).
 	GapAfter time.Duration
+	// MaxSpread is the longest interval whose volume is spread over every minute it spans
+	// (default DefaultMaxSpread, never below GapAfter). The volume of a longer interval goes
+	// whole into the bucket where the interval ends, flagged gap and estimated, and the minutes
+	// in between get no bucket at all: a gap of a year then costs two buckets, not 525 600, and
+	// coverage shows it as a gap.
+	MaxSpread time.Duration
 	// Noise is the largest reverse step in m³ that is clamped to zero rather than called a fault
 	// (default DefaultNoise, but never more than 0.1 % of RegisterMax when that is known).
 	Noise float64
@@ -85,6 +94,7 @@ type params struct {
 	zeroBand    float64      // 0: derive per step
 	interval    int64        // ns
 	gapAfter    int64        // ns
+	maxSpread   int64        // ns
 	swaps       Replacements // nil: a reset's volume stays unknown
 }
 
@@ -93,7 +103,7 @@ func (s MeterSpec) params() params {
 		site: s.Site, meter: s.Meter, flowOnly: s.FlowOnly, uncertain: s.AcceptUncertain,
 		max: max(s.RegisterMax, 0), q4: max(s.Q4, 0),
 		tol: s.SpikeTolerance, near: s.Near, noise: s.Noise, zeroBand: s.ZeroBand,
-		interval: int64(s.Interval), gapAfter: int64(s.GapAfter),
+		interval: int64(s.Interval), gapAfter: int64(s.GapAfter), maxSpread: int64(s.MaxSpread),
 	}
 	if p.interval <= 0 {
 		p.interval = int64(DefaultInterval)
@@ -101,6 +111,10 @@ func (s MeterSpec) params() params {
 	if p.gapAfter <= 0 {
 		p.gapAfter = DefaultGapIntervals * p.interval
 	}
+	if p.maxSpread <= 0 {
+		p.maxSpread = int64(DefaultMaxSpread)
+	}
+	p.maxSpread = max(p.maxSpread, p.gapAfter)
 	if p.tol <= 0 {
 		p.tol = DefaultSpikeTolerance
 	}

@@ -69,6 +69,7 @@ type fixture struct {
 	site     *analytics.Site
 	siteFile string
 	st       *store.SQLite
+	stPath   string
 	reg      *register.Register
 	eng      *engine.Engine
 	maker    *report.Maker
@@ -102,7 +103,7 @@ func newFixture(t *testing.T, siteFile string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{site: s, siteFile: siteFile, st: st, reg: reg, eng: engine.New([]*analytics.Site{s}, st), key: key}
+	f := &fixture{site: s, siteFile: siteFile, st: st, stPath: filepath.Join(dir, "aqualoop.db"), reg: reg, eng: engine.New([]*analytics.Site{s}, st), key: key}
 	fnt := font(t)
 	f.maker = report.NewMaker(report.MakerOptions{
 		Options: report.Options{Engine: f.eng, Store: st, Register: reg, Now: func() time.Time { return now }, Version: "test"},

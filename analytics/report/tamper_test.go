@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"database/sql"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -18,7 +19,6 @@ import (
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 	"github.com/aqualoop/aqualoop/analytics/report"
-	"github.com/aqualoop/aqualoop/collector"
 )
 
 // rezip returns the pack with one file's bytes changed by fn.
@@ -126,14 +126,28 @@ func TestTamper(t *testing.T) {
 	}
 	os.WriteFile(siteFile, orig, 0o644)
 
-	// One reading in the store, on 2026-11-17 at 09:00 (CST): the ledger is recomputed from the
-	// readings, as the platform does for a late reading.
+	// One reading in the store, on 2026-11-17 at 09:00 (CST), edited behind the platform's back:
+	// through the store a second reading for the same time is only set aside as a conflict
+	// (readings are append-only evidence), so a tamperer has to write to the database file.
 	at := time.Date(2026, 11, 17, 9, 0, 0, 0, cst).UTC()
-	for i, r := range rs {
+	raw, err := sql.Open("sqlite", f.stPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	res, err := raw.Exec(`UPDATE readings SET points = replace(points, '"v":', '"v":1') WHERE site = ? AND meter = 'M1' AND time = ?`,
+		f.site.ID, at.UnixNano())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("edited %d readings, want 1", n)
+	}
+	for _, r := range rs {
 		if r.Meter == "M1" && r.Time.Equal(at) {
-			rs[i].Points = []collector.Point{{Name: collector.PointTotal, Value: r.Points[0].Value + 0.5, Unit: "m3", Quality: collector.Good}}
-			if err := f.st.WriteReadings(context.Background(), rs[i:i+1]); err != nil {
-				t.Fatal(err)
+			got, _, err := f.st.LastReading(context.Background(), f.site.ID, "M1", at)
+			if err != nil || !got.Time.Equal(at) || got.Points[0].Value == r.Points[0].Value {
+				t.Fatalf("the edited reading reads back as %+v (%v), unchanged", got, err)
 			}
 		}
 	}

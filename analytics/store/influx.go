@@ -149,6 +149,7 @@ type Influx struct {
 	// maxBatch is the most points per write request, chunkSize the most rows per chunk of a
 	// query answer; tests lower them to exercise the splitting.
 	maxBatch, chunkSize int
+	newest              newestTimes // per meter, for the conflict check (influx_conflicts.go)
 }
 
 // OpenInflux connects to the first reachable URL of cfg and, when asked, creates the database.
@@ -262,13 +263,16 @@ func (s *Influx) ping(ctx context.Context, base *url.URL) error {
 var reserved = map[string]bool{"seq": true, "edge": true, "time_source": true, "points": true, "site": true, "meter": true, "time": true}
 
 // readingPoint builds the line-protocol point of r.
-func readingPoint(r collector.Reading) (*write.Point, error) {
+func readingPoint(r collector.Reading) (*write.Point, error) { return pointIn("reading", r) }
+
+// pointIn builds the line-protocol point of r in a measurement with the reading schema.
+func pointIn(measurement string, r collector.Reading) (*write.Point, error) {
 	if err := checkReading(r); err != nil {
 		return nil, err
 	}
 	used := make(map[string]string, 3*len(r.Points))
 	meta := make([]pointMeta, len(r.Points))
-	p := write.NewPointWithMeasurement("reading").
+	p := write.NewPointWithMeasurement(measurement).
 		AddTag("site", r.Site).
 		AddTag("meter", r.Meter).
 		SetTime(r.Time)
@@ -302,19 +306,26 @@ func readingPoint(r collector.Reading) (*write.Point, error) {
 	return p, nil
 }
 
-// WriteReadings writes rs, in requests of at most a few thousand points. A failed request
-// returns its error; requests before it stay written, which is harmless because writing a
-// reading again overwrites it.
+// WriteReadings writes rs, in requests of at most a few thousand points. A reading for a
+// (site, meter, time) already stored is not written over it: it is set aside in
+// reading_conflict when it differs and dropped when it is the same (see conflicts.go). A failed
+// request returns its error; requests before it stay written, which is harmless because the
+// retry finds them stored and identical.
 func (s *Influx) WriteReadings(ctx context.Context, rs []collector.Reading) error {
-	pts := make([]*write.Point, 0, min(len(rs), s.maxBatch))
 	for _, r := range rs {
-		p, err := readingPoint(r)
-		if err != nil {
+		if _, err := readingPoint(r); err != nil {
 			return fmt.Errorf("write readings: %w", err)
 		}
-		pts = append(pts, p)
 	}
-	return s.writePoints(ctx, "write readings", pts)
+	pts, err := s.sortOut(ctx, rs)
+	if err != nil {
+		return fmt.Errorf("write readings: %w", err)
+	}
+	if err := s.writePoints(ctx, "write readings", pts); err != nil {
+		return err
+	}
+	s.newest.advance(rs)
+	return nil
 }
 
 // WriteBuckets writes bs, in requests of at most a few thousand points.

@@ -37,7 +37,6 @@ type SQLite struct {
 	delResult   *sql.Stmt
 	putResult   *sql.Stmt
 	getResults  *sql.Stmt
-	putReadings *sql.Stmt // readingsUpsert of upsertChunk rows
 	putBuckets  *sql.Stmt // bucketsUpsert of upsertChunk rows
 
 	totalsMu sync.Mutex
@@ -120,6 +119,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
+	if err := s.createConflicts(context.Background()); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
 	// 32 MiB of page cache per reading connection: a year's roll-ups of a park are a few
 	// thousand pages, read again by every period query.
 	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-32768)")
@@ -193,7 +196,6 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
-	prep(s.w, &s.putReadings, readingsUpsert.full)
 	prep(s.w, &s.putBuckets, bucketsUpsert.full)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -220,7 +222,9 @@ type sqlPoint struct {
 	Value *float64 `json:"v,omitempty"` // nil for a bad point
 }
 
-// WriteReadings stores rs in one transaction: all of them or none.
+// WriteReadings stores rs in one transaction: all of them or none. A reading for a (site, meter,
+// time) already stored is set aside as a conflict when it differs, and dropped when it is the
+// same (see conflicts.go).
 func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) error {
 	if len(rs) == 0 {
 		return nil
@@ -247,8 +251,9 @@ func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) erro
 		}
 		args = append(args, r.Site, r.Meter, r.Time.UnixNano(), r.Edge, int64(r.Seq), string(r.TimeSource), string(js))
 	}
+	received := time.Now()
 	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
-		return upsertRows(ctx, tx, readingsUpsert, s.putReadings, args)
+		return insertReadings(ctx, tx, args, received)
 	})
 }
 
@@ -292,6 +297,9 @@ type upsert struct {
 	full       string // the statement for upsertChunk rows
 }
 
+// readingCols is the number of values of a readings row.
+const readingCols = 7
+
 // upsertChunk is the most rows per statement. modernc's driver matches each bound parameter to
 // its argument by a linear search, so binding is quadratic in the parameters of a statement:
 // 256 rows of 7 columns spent a fifth of ingest's time binding. 64 rows keep the search short
@@ -310,10 +318,11 @@ func (u *upsert) sql(rows int) string {
 }
 
 var (
-	// A row with the key of a stored one (or of an earlier row of the same statement) replaces it.
-	readingsUpsert = newUpsert(`INSERT INTO readings (site, meter, time, edge, seq, time_source, points)`,
-		`ON CONFLICT (site, meter, time) DO UPDATE SET
-			edge = excluded.edge, seq = excluded.seq, time_source = excluded.time_source, points = excluded.points`, 7)
+	// A row with the key of a stored one (or of an earlier row of the same statement) is not
+	// written over it: readings are evidence (see conflicts.go). The keys returned are those
+	// inserted; the others go to insertReadings' conflict check.
+	readingsInsert = newUpsert(`INSERT INTO readings (site, meter, time, edge, seq, time_source, points)`,
+		`ON CONFLICT (site, meter, time) DO NOTHING RETURNING site, meter, time`, readingCols)
 	bucketsUpsert = newUpsert(`INSERT INTO buckets (site, meter, start, volume, flags, coverage)`,
 		`ON CONFLICT (site, meter, start) DO UPDATE SET
 			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`, 6)
@@ -416,9 +425,14 @@ func scanReading(rows *sql.Rows, site, meter string) (collector.Reading, error) 
 		return r, err
 	}
 	r.Time, r.Seq, r.TimeSource = fromNanos(ns), uint64(seq), collector.TimeSource(ts)
+	return r, decodeSQLPoints(&r, pjs)
+}
+
+// decodeSQLPoints sets r.Points from the readings.points JSON text.
+func decodeSQLPoints(r *collector.Reading, pjs string) error {
 	var pts []sqlPoint
 	if err := json.Unmarshal([]byte(pjs), &pts); err != nil {
-		return r, fmt.Errorf("decode points at %v: %w", r.Time, err)
+		return fmt.Errorf("decode points at %v: %w", r.Time, err)
 	}
 	r.Points = make([]collector.Point, len(pts))
 	for i, p := range pts {
@@ -427,7 +441,7 @@ func scanReading(rows *sql.Rows, site, meter string) (collector.Reading, error) 
 			r.Points[i].Value = *p.Value
 		}
 	}
-	return r, nil
+	return nil
 }
 
 // Buckets returns a site's buckets with from <= start < to, ordered by meter then start.
@@ -461,7 +475,7 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 func (s *SQLite) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.putReadings, s.putBuckets} {
+		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.putBuckets} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -14,8 +14,9 @@ import (
 
 // Store is what ingest, the ledger and the engine need from persistence.
 type Store interface {
-	// WriteReadings stores raw readings. Writing the same (site, meter, time) again overwrites it,
-	// so a replayed reading is stored once.
+	// WriteReadings stores raw readings, append-only: the first reading of a (site, meter, time)
+	// stays. The same reading again is stored once; a different one is set aside as a conflict
+	// (see Evidence).
 	WriteReadings(ctx context.Context, rs []collector.Reading) error
 	// Readings returns the readings of one meter with from <= time < to, oldest first.
 	Readings(ctx context.Context, site, meter string, from, to time.Time) ([]collector.Reading, error)

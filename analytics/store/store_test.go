@@ -9,6 +9,7 @@ import (
 	"math"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -130,34 +131,67 @@ func testStore(t *testing.T, s Store) {
 		sameReadings(t, "Readings", got, []collector.Reading{good, bad, next})
 	})
 
-	t.Run("overwrite keeps one", func(t *testing.T) {
+	t.Run("first reading kept, conflicts set aside", func(t *testing.T) {
+		ev, ok := s.(Evidence)
+		if !ok {
+			t.Fatalf("%T does not keep conflicting readings (store.Evidence)", s)
+		}
 		first := reading(site, "FT-102", t0, 7, 100)
 		first.Points = append(first.Points, collector.Point{Name: "pressure", Value: 3.2, Unit: "bar", Quality: collector.Uncertain, Code: 9})
 		second := reading(site, "FT-102", t0, 8, 101)
 		second.Edge = "edge-2"
 		second.Points[1] = collector.Point{Name: collector.PointFlow, Quality: collector.Bad, Code: 4, Error: "timeout"}
+		// Same seq, another value: a conflict too.
+		third := reading(site, "FT-102", t0, 7, 100.5)
 		if err := s.WriteReadings(ctx, []collector.Reading{first}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.WriteReadings(ctx, []collector.Reading{second}); err != nil {
+		// The replay of the first, the second twice and the third, in two batches: each
+		// conflicting version is kept once, the replay not at all.
+		if err := s.WriteReadings(ctx, []collector.Reading{second, first, second}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteReadings(ctx, []collector.Reading{third, second, first}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Readings(ctx, site, "FT-102", time.Time{}, far)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameReadings(t, "after overwrite", got, []collector.Reading{second})
-
-		// Good again, in the same batch as a duplicate of itself.
-		third := reading(site, "FT-102", t0, 9, 102)
-		if err := s.WriteReadings(ctx, []collector.Reading{third, third}); err != nil {
-			t.Fatal(err)
+		sameReadings(t, "Readings after conflicts", got, []collector.Reading{first})
+		last, ok, err := s.LastReading(ctx, site, "FT-102", far)
+		if err != nil || !ok {
+			t.Fatalf("LastReading: %v %v", ok, err)
 		}
-		got, err = s.Readings(ctx, site, "FT-102", time.Time{}, far)
+		sameReadings(t, "LastReading after conflicts", []collector.Reading{last}, []collector.Reading{first})
+
+		cs, err := ev.Conflicts(ctx, site, "FT-102", time.Time{}, far)
 		if err != nil {
 			t.Fatal(err)
 		}
-		sameReadings(t, "after second overwrite", got, []collector.Reading{third})
+		var set []collector.Reading
+		for _, c := range cs {
+			if c.Received.IsZero() {
+				t.Errorf("conflict %+v has no received time", c.Reading)
+			}
+			set = append(set, c.Reading)
+		}
+		slices.SortFunc(set, func(a, b collector.Reading) int { return int(a.Seq) - int(b.Seq) })
+		sameReadings(t, "Conflicts", set, []collector.Reading{third, second})
+
+		// Every meter of the site, and a range that excludes them.
+		all, err := ev.Conflicts(ctx, site, "", t0, t0.Add(time.Nanosecond))
+		if err != nil || len(all) != 2 {
+			t.Errorf("Conflicts of every meter: %d, %v; want 2", len(all), err)
+		}
+		none, err := ev.Conflicts(ctx, site, "FT-102", t0.Add(time.Nanosecond), far)
+		if err != nil || len(none) != 0 {
+			t.Errorf("Conflicts after t0: %d, %v; want 0", len(none), err)
+		}
+		other, err := ev.Conflicts(ctx, site, "FT-101", time.Time{}, far)
+		if err != nil || len(other) != 0 {
+			t.Errorf("Conflicts of FT-101: %d, %v; want 0", len(other), err)
+		}
 	})
 
 	t.Run("range bounds", func(t *testing.T) {

@@ -216,6 +216,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		OnReadings: alerts.Readings,
 		OnStatus:   alerts.Status,
 		Sites:      siteIDs,
+		Now:        o.Now, // the plausibility window follows the demo's simulated clock
 	})
 	hl.in = in
 	hl.register(reg)

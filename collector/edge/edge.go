@@ -165,7 +165,7 @@ func New(cfg Config, opts Options) (*Edge, error) {
 		uam = opcua.NewMetrics(reg)
 	}
 	for _, sc := range cfg.OPCUA {
-		s, err := opcua.New(sc, cfg.Site, opcua.Options{Logger: opts.Logger.With("bus", sc.Name), Metrics: uam})
+		s, err := opcua.New(sc, cfg.Site, opcua.Options{Logger: opts.Logger.With("bus", sc.Name), Metrics: uam, Now: opts.Now})
 		if err != nil {
 			return nil, fmt.Errorf("opcua server %s: %w", sc.Name, err)
 		}

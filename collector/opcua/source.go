@@ -114,6 +114,9 @@ type Options struct {
 	// as for every source of an edge.
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Now is the edge's clock: it stamps the readings the republisher sends again and those
+	// taken with timestamp: collector. Default time.Now; the demo passes the simulator's.
+	Now func() time.Time
 }
 
 // ServerState is what /healthz shows for one OPC UA server.
@@ -194,6 +197,9 @@ func New(cfg Config, site string, opts Options) (*Source, error) {
 		log:  logger,
 		m:    metrics.server(cfg.Name),
 		now:  time.Now,
+	}
+	if opts.Now != nil {
+		s.now = opts.Now
 	}
 	for mi, m := range cfg.Meters {
 		s.meters = append(s.meters, m.Meter)

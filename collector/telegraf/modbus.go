@@ -12,19 +12,9 @@ import (
 // the input's one slave; request style: per slave id and measurement).
 func (c *converter) modbus(i int, in modbusInput, interval time.Duration) {
 	at := fmt.Sprintf("inputs.modbus[%d]", i)
-	taken := map[string]bool{}
-	for _, b := range c.res.Config.Modbus {
-		taken[b.Name] = true
-	}
-	for _, s := range c.res.Config.OPCUA {
-		taken[s.Name] = true
-	}
-	base := idOf(in.Name)
-	if base == "" {
-		base = "modbus"
-	}
+	name := c.busName(in.Name, "modbus")
 	bus := modbus.Config{
-		Name:       uniqueName(base, taken),
+		Name:       name,
 		Controller: in.Controller,
 		BaudRate:   in.BaudRate, DataBits: in.DataBits, Parity: in.Parity, StopBits: in.StopBits,
 		Timeout:  c.duration(at+".timeout", in.Timeout),

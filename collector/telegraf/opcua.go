@@ -12,19 +12,9 @@ import (
 // it; the top-level nodes make one meter named after the input, each group one more.
 func (c *converter) opcua(i int, in opcuaInput, interval time.Duration) {
 	at := fmt.Sprintf("inputs.opcua[%d]", i)
-	taken := map[string]bool{}
-	for _, b := range c.res.Config.Modbus {
-		taken[b.Name] = true
-	}
-	for _, s := range c.res.Config.OPCUA {
-		taken[s.Name] = true
-	}
-	base := idOf(in.Name)
-	if base == "" {
-		base = "opcua"
-	}
+	name := c.busName(in.Name, "opcua")
 	srv := opcua.Config{
-		Name: uniqueName(base, taken), Endpoint: in.Endpoint, Mode: opcua.ModePoll, Interval: interval,
+		Name: name, Endpoint: in.Endpoint, Mode: opcua.ModePoll, Interval: interval,
 		Certificate: in.Certificate, PrivateKey: in.PrivateKey, Username: in.Username,
 	}
 	if d := c.duration(at+".interval", in.Interval); d > 0 {

@@ -221,6 +221,23 @@ func idOf(s string) string {
 	return strings.Trim(notID.ReplaceAllString(strings.TrimSpace(s), "-"), "-")
 }
 
+// busName names a new Modbus bus or OPC UA server after its Telegraf input (or after fallback),
+// unique among the buses and servers already converted.
+func (c *converter) busName(input, fallback string) string {
+	taken := map[string]bool{}
+	for _, b := range c.res.Config.Modbus {
+		taken[b.Name] = true
+	}
+	for _, s := range c.res.Config.OPCUA {
+		taken[s.Name] = true
+	}
+	base := idOf(input)
+	if base == "" {
+		base = fallback
+	}
+	return uniqueName(base, taken)
+}
+
 // uniqueName returns base, or base-2, base-3 ... when taken.
 func uniqueName(base string, taken map[string]bool) string {
 	name := base

@@ -30,12 +30,28 @@ type Broker struct {
 	// tlsFiles are the generated certificates of a broker started WithTLS.
 	tlsFiles TLSFiles
 
+	// render, when set, writes the config instead of the generated one (MosquittoConf).
+	render func() (string, error)
+
 	mu   sync.Mutex
 	proc *process
 }
 
 // Mosquitto starts a broker for the test and stops it when the test ends.
 func Mosquitto(t testing.TB, opts ...MosquittoOption) *Broker {
+	t.Helper()
+	b := newBroker(t)
+	for _, o := range opts {
+		o(&b.opts)
+	}
+	if err := b.prepareAccess(); err != nil {
+		t.Fatalf("prepare mosquitto access: %v", err)
+	}
+	b.launch()
+	return b
+}
+
+func newBroker(t testing.TB) *Broker {
 	t.Helper()
 	bin := Require(t, "mosquitto")
 	dir := t.TempDir()
@@ -46,15 +62,16 @@ func Mosquitto(t testing.TB, opts ...MosquittoOption) *Broker {
 		conf:    filepath.Join(dir, "mosquitto.conf"),
 		logPath: filepath.Join(dir, "mosquitto.log"),
 	}
-	for _, o := range opts {
-		o(&b.opts)
-	}
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		t.Fatalf("create mosquitto data dir: %v", err)
 	}
-	if err := b.prepareAccess(); err != nil {
-		t.Fatalf("prepare mosquitto access: %v", err)
-	}
+	return b
+}
+
+// launch starts the broker on a free port, retrying when the port is taken meanwhile.
+func (b *Broker) launch() {
+	t := b.t
+	t.Helper()
 	t.Cleanup(b.stop)
 	const attempts = 5
 	for i := 1; ; i++ {
@@ -64,7 +81,7 @@ func Mosquitto(t testing.TB, opts ...MosquittoOption) *Broker {
 		}
 		err := b.start()
 		if err == nil {
-			return b
+			return
 		}
 		if errors.Is(err, errExited) && portInUse(b.logPath) && i < attempts {
 			continue // someone took the port between freePort and the bind
@@ -150,6 +167,13 @@ func (b *Broker) stop() {
 }
 
 func (b *Broker) writeConfig() error {
+	if b.render != nil {
+		conf, err := b.render()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(b.conf, []byte(conf), 0o644)
+	}
 	// Mosquitto started as root drops to the "mosquitto" user, which cannot write our temporary
 	// folder; naming the current user keeps it as is (the option is ignored for non-root users).
 	who := "root"

@@ -7,12 +7,13 @@
   const CHINA_ZONES = ["Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "Asia/Urumqi", "Asia/Kashgar", "PRC", "Asia/Hong_Kong", "Asia/Macau"];
   const MIN_REFRESH = 5000; // ms between two refetches of the open page on live events
   const LOW_COVERAGE = 0.9; // below it a figure is shown as provisional, never as a confident number
-  const PAGES = ["overview", "balance", "trends", "meters", "plans", "alerts", "park"];
+  const PAGES = ["overview", "balance", "trends", "meters", "plans", "alerts", "park", "reports"];
 
   const S = {
     lang: null, sites: [], site: null, model: null, tz: "UTC",
     page: "overview", period: "day", custom: null, step: "hour", meter: null,
     alerts: null, // null unknown, false unavailable (404), true available
+    pack: null, // the evidence-pack page's choice: { kind, month, year, from, to }
     es: null, liveSeq: 0, live: null, opened: false, render: 0, lastRender: 0, plans: null,
   };
 
@@ -212,6 +213,8 @@
     });
   }
   function scheduleRefresh(ms) {
+    // The evidence-pack page shows no live figures; a refresh would only clear its messages.
+    if (S.page === "reports") return;
     // Pages showing a past custom period do not change with new data.
     if (S.period === "custom" && (S.page === "overview" || S.page === "balance")) return;
     // In the demo (60× time) and on a busy site snapshots come every few seconds: refetch the
@@ -783,6 +786,97 @@
       h += '<tr data-site="' + esc(x.id) + '"><td class="num">' + (i + 1) + '</td><td><a class="link" href="#/overview/' + encodeURIComponent(x.id) + '">' + esc(x.name) + '</a></td><td class="num">' + esc(F.pct(x.r, 2)) + (low ? ' <span class="pill warn">' + esc(t("common.coverage", { v: F.pct(x.cov, 0) })) + "</span>" : "") + '</td><td style="min-width:90px"><div class="rankbar" style="width:' + (x.r == null ? 0 : Math.round(Math.max(0.02, (x.r - floor) / (1 - floor || 1)) * 100)) + '%"></div></td><td class="num">' + esc(F.vol(x.vi)) + "</td><td>" + plan + "</td>" + (S.alerts === false ? "" : '<td class="num">' + esc(x.alerts == null ? t("common.none") : x.alerts) + "</td>") + "</tr>";
     });
     main.innerHTML = h + "</tbody></table></div></section>";
+  };
+
+  // ---------- evidence packs ----------
+  // Each format is a plain link to the report API (a GET, so the session cookie is enough). A
+  // click fetches the file first, so that a refusal (403 for a credential below auditor) or an
+  // error (400 for a future period, 404 without data) shows the server's message on the page
+  // rather than a broken download; the file is then saved under the server's name.
+  const PACK_FORMATS = ["pdf", "xlsx", "csv", "zip"];
+  function packPeriod(c) {
+    const y = /^\d{4}$/;
+    if (c.kind === "month") return /^\d{4}-\d{2}$/.test(c.month) ? c.month : null;
+    if (c.kind === "year") return y.test(c.year) ? c.year : null;
+    if (!y.test(c.from) || !y.test(c.to) || +c.from > +c.to) return null;
+    return c.from === c.to ? c.from : c.from + ".." + c.to;
+  }
+  function packURL(period, format) {
+    return site() + "/reports/" + encodeURIComponent(period) + "." + format + "?lang=" + (S.lang === "en" ? "en" : "zh");
+  }
+  function packFile(period, format) { return S.site + "-" + period.replace("..", "-") + "." + format; }
+  function fileSize(n) { return n < 1048576 ? F.num(n / 1024, 0) + " KB" : F.num(n / 1048576, 1) + " MB"; }
+
+  PAGE.reports = async function (main) {
+    const now = F.local(S.model ? S.model.now : new Date());
+    if (!S.pack) S.pack = { kind: "month", month: now.slice(0, 7), year: now.slice(0, 4), from: String(+now.slice(0, 4) - 2), to: now.slice(0, 4) };
+    const c = S.pack;
+    const kinds = ["month", "year", "years"];
+    let h = "<h1>" + esc(t("packs.title")) + '</h1><p class="sub">' + esc(t("packs.intro")) + "</p>";
+    h += '<section class="card"><h2>' + esc(t("packs.period")) + '</h2><div class="bar"><div class="seg" role="group">' +
+      kinds.map((k) => '<button type="button" data-kind="' + k + '" class="' + (c.kind === k ? "on" : "") + '">' + esc(t("packs.kind." + k)) + "</button>").join("") + "</div>";
+    h += '<form class="custom" id="pack-form">';
+    if (c.kind === "month") h += "<label>" + esc(t("packs.month")) + ' <input type="month" name="month" value="' + esc(c.month) + '" pattern="\\d{4}-\\d{2}" placeholder="YYYY-MM" required></label>';
+    if (c.kind === "year") h += "<label>" + esc(t("packs.year")) + ' <input type="number" name="year" min="2000" max="2999" step="1" value="' + esc(c.year) + '" required></label>';
+    if (c.kind === "years") {
+      h += "<label>" + esc(t("packs.from")) + ' <input type="number" name="from" min="2000" max="2999" step="1" value="' + esc(c.from) + '" required></label>';
+      h += "<label>" + esc(t("packs.to")) + ' <input type="number" name="to" min="2000" max="2999" step="1" value="' + esc(c.to) + '" required></label>';
+    }
+    h += '</form></div><p class="muted" id="pack-span"></p><h2>' + esc(t("packs.format")) + '</h2><div class="packs">' +
+      PACK_FORMATS.map((f) => '<a class="pack" data-format="' + f + '"><strong>' + esc(t("packs.fmt." + f)) + "</strong><span>" + esc(t("packs.fmt." + f + ".what")) + "</span></a>").join("") + "</div>";
+    h += '<p id="pack-msg" role="status" hidden></p></section>';
+    h += '<section class="card"><h2>' + esc(t("packs.notes")) + '</h2><ul class="notes"><li>' + esc(t("packs.note.role")) + "</li><li>" + esc(t("packs.note.partial")) + "</li><li>" + esc(t("packs.note.verify")) + "</li></ul></section>";
+    main.innerHTML = h;
+
+    const form = main.querySelector("#pack-form"), msg = main.querySelector("#pack-msg");
+    const say = (cls, text) => { msg.className = cls; msg.textContent = text; msg.hidden = !text; };
+    function update() {
+      for (const k of ["month", "year", "from", "to"]) if (form[k]) c[k] = form[k].value.trim();
+      const period = packPeriod(c);
+      main.querySelector("#pack-span").textContent = period ? t("packs.span", { p: period, lang: t("packs.lang") }) : t("packs.invalid");
+      main.querySelectorAll("a.pack").forEach((a) => {
+        const f = a.dataset.format;
+        if (period) { a.href = packURL(period, f); a.download = packFile(period, f); a.removeAttribute("aria-disabled"); } else { a.removeAttribute("href"); a.setAttribute("aria-disabled", "true"); }
+      });
+      say("", "");
+    }
+    main.querySelectorAll("[data-kind]").forEach((b) => b.addEventListener("click", () => { c.kind = b.dataset.kind; render(false); }));
+    form.addEventListener("input", update);
+    form.addEventListener("submit", (e) => e.preventDefault());
+    main.querySelectorAll("a.pack").forEach((a) => a.addEventListener("click", async (e) => {
+      e.preventDefault();
+      if (!a.href || main.dataset.busy) return;
+      const file = a.download;
+      main.dataset.busy = "1";
+      a.classList.add("busy");
+      say("muted", t("packs.working", { f: file }));
+      try {
+        const res = await fetch(a.href, { credentials: "same-origin" });
+        if (res.status === 401) { showLogin(); say("err", t("packs.login")); return; }
+        if (!res.ok) {
+          let m = res.statusText;
+          try { const e = (await res.json()).error; m = (e && (e.message || (typeof e === "string" ? e : ""))) || m; } catch (err) { /* not JSON: the status text */ }
+          say("err", t(res.status === 403 ? "packs.denied" : "packs.failed", { msg: m }));
+          return;
+        }
+        const blob = await res.blob();
+        const u = URL.createObjectURL(blob);
+        const save = document.createElement("a");
+        save.href = u;
+        save.download = file;
+        document.body.appendChild(save);
+        save.click();
+        save.remove();
+        setTimeout(() => URL.revokeObjectURL(u), 60000);
+        say("ok", t("packs.done", { f: file, size: fileSize(blob.size) }));
+      } catch (err) {
+        say("err", t("packs.failed", { msg: err.message }));
+      } finally {
+        delete main.dataset.busy;
+        a.classList.remove("busy");
+      }
+    }));
+    update();
   };
 
   // ---------- boot ----------
