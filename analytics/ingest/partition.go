@@ -101,7 +101,12 @@ func (in *Ingester) filters() (subscribe map[string]byte, drop []string) {
 			drop = append(drop, wire.ReadingFilter("", s))
 		}
 	}
-	drop = append(drop, wire.ReadingFilter("", "+"), wire.ReadingFilter(in.cfg.Group, "+"))
+	// The unpartitioned filters, including the shared group "aqualoop" that earlier releases
+	// subscribed by default.
+	drop = append(drop, wire.ReadingFilter("", "+"), wire.ReadingFilter("aqualoop", "+"))
+	if g := in.cfg.Group; g != "" && g != "aqualoop" {
+		drop = append(drop, wire.ReadingFilter(g, "+"))
+	}
 	return subscribe, drop
 }
 
