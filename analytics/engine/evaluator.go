@@ -59,7 +59,11 @@ type EvaluatorOptions struct {
 	// Results, when set, receives every figure for charting.
 	Results Results
 	// Sink, when set, receives every snapshot.
-	Sink    Sink
+	Sink Sink
+	// Owns says which sites this instance evaluates (its ingest partition); nil owns all. A
+	// snapshot of a site it does not own, or of a park with such a site, is computed on demand
+	// from the shared store when asked for.
+	Owns    func(site string) bool
 	Logger  *slog.Logger
 	Metrics *Metrics
 }
@@ -112,6 +116,9 @@ type Evaluator struct {
 
 	snapMu sync.RWMutex
 	snaps  map[string]Snapshot // by site or park id
+
+	// parkMu guards the sites' caches' closed sums and starts, which the park reads.
+	parkMu sync.Mutex
 }
 
 // NewEvaluator returns an evaluator over the engine's sites; Run starts it.
@@ -134,6 +141,9 @@ func NewEvaluator(e *Engine, o EvaluatorOptions) *Evaluator {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
+	if o.Owns == nil {
+		o.Owns = func(string) bool { return true }
+	}
 	return &Evaluator{
 		e: e, o: o, wake: make(chan struct{}, 1),
 		dirty: map[string]map[time.Time]bool{}, pending: map[string]bool{},
@@ -149,7 +159,7 @@ func (v *Evaluator) Notify(bs []ledger.Bucket) {
 	}
 	v.mu.Lock()
 	for _, b := range bs {
-		if _, ok := v.e.sites[b.Site]; !ok {
+		if _, ok := v.e.sites[b.Site]; !ok || !v.o.Owns(b.Site) {
 			continue
 		}
 		v.mark(b.Site)
@@ -175,22 +185,85 @@ func (v *Evaluator) mark(site string) {
 	v.pending[site] = true
 }
 
-// Snapshot returns the latest snapshot of a site or park.
+// Snapshot returns the latest snapshot of a site or park. For a site this instance does not
+// own (another instance of the partition evaluates it), or a park with such a site, it is
+// computed now from the shared store, which the roll-ups make a matter of milliseconds.
 func (v *Evaluator) Snapshot(id string) (Snapshot, bool) {
+	if !v.owned(id) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		snap, err := v.onDemand(ctx, id)
+		if err != nil {
+			v.o.Logger.Warn("snapshot on demand failed; answered as not available", "site", id, "err", err)
+			return Snapshot{}, false
+		}
+		return snap, true
+	}
 	v.snapMu.RLock()
 	defer v.snapMu.RUnlock()
 	s, ok := v.snaps[id]
 	return s, ok
 }
 
+// owned reports whether this instance evaluates id (a site, or a park all of whose sites it
+// owns). Unknown ids count as owned: they have no snapshot either way.
+func (v *Evaluator) owned(id string) bool {
+	if _, ok := v.e.sites[id]; ok {
+		return v.o.Owns(id)
+	}
+	for _, s := range v.e.parks[id] {
+		if !v.o.Owns(s.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+// onDemand computes the snapshot of a site or park as of now, reading each period whole.
+func (v *Evaluator) onDemand(ctx context.Context, id string) (Snapshot, error) {
+	now := v.o.Now()
+	end := ledger.Align(now)
+	if s, ok := v.e.sites[id]; ok {
+		snap := Snapshot{Site: id, Boundary: BoundarySite, At: now}
+		for i, f := range snap.Periods() {
+			from, _ := Periods[i].Span(now, s.Location())
+			to := maxTime(end, from)
+			d, err := v.e.Read(ctx, s, from, to)
+			if err != nil {
+				return snap, err
+			}
+			*f = v.figures(s, Periods[i], d, from, to)
+		}
+		plans, err := v.e.Plans(ctx, id, now)
+		if err != nil {
+			return snap, err
+		}
+		snap.Plans = plans
+		return snap, nil
+	}
+	sites, err := v.e.Park(id)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	snap := Snapshot{Site: id, Boundary: BoundaryPark, At: now, Plans: []PlanStatus{}}
+	for i, f := range snap.Periods() {
+		from, _ := Periods[i].Span(now, sites[0].Location())
+		to := maxTime(end, from)
+		ds := make([]Data, len(sites))
+		for j, s := range sites {
+			if ds[j], err = v.e.Read(ctx, s, from, to); err != nil {
+				return snap, err
+			}
+		}
+		*f = Figures{Period: Periods[i], Indicators: ComputePark(id, sites, ds, from, to)}
+	}
+	return snap, nil
+}
+
 // Run evaluates every site at start, then whenever new data has settled and every Interval,
 // until ctx ends.
 func (v *Evaluator) Run(ctx context.Context) error {
-	v.mu.Lock()
-	for _, s := range v.e.order {
-		v.mark(s.ID)
-	}
-	v.mu.Unlock()
+	v.markOwned()
 	tick := time.NewTicker(v.o.Interval)
 	defer tick.Stop()
 	timer := time.NewTimer(0)
@@ -205,14 +278,21 @@ func (v *Evaluator) Run(ctx context.Context) error {
 			v.mu.Unlock()
 			timer.Reset(max(time.Until(due), 0))
 		case <-tick.C:
-			v.mu.Lock()
-			for _, s := range v.e.order {
-				v.mark(s.ID)
-			}
-			v.mu.Unlock()
+			v.markOwned()
 			timer.Reset(0)
 		case <-timer.C:
 			v.evaluatePending(ctx)
+		}
+	}
+}
+
+// markOwned queues every site this instance owns.
+func (v *Evaluator) markOwned() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, s := range v.e.order {
+		if v.o.Owns(s.ID) {
+			v.mark(s.ID)
 		}
 	}
 }
@@ -269,9 +349,14 @@ type siteCache struct {
 	hours            map[time.Time][]MeterTotal // closed hours of the day
 	lastYear         map[time.Time][]MeterTotal // months of earlier years
 	partial          map[time.Time]partialMonth // plan history: a month so far, by month start
-	// current are the totals of the snapshot's periods, for the park.
+	// current are the totals of the snapshot's periods.
 	current [4][]MeterTotal
 	spans   [4][2]time.Time
+	// For the park (under Evaluator.parkMu): closed are the totals of each period without
+	// its current hour, starts the periods' starts, so a park evaluated later adds a fresh
+	// read of the current hour instead of waiting for its sites to be evaluated in step.
+	closed [4][]MeterTotal
+	starts [4]time.Time
 }
 
 type partialMonth struct {
@@ -419,6 +504,22 @@ func (v *Evaluator) evaluate(ctx context.Context, s *analytics.Site, dirty map[t
 		year = AddTotals(year, t)
 	}
 	c.current = [4][]MeterTotal{cur, day, month, year}
+	var closedDay []MeterTotal
+	for _, t := range c.hours {
+		closedDay = AddTotals(closedDay, t)
+	}
+	closedMonth := closedDay
+	for _, t := range c.days {
+		closedMonth = AddTotals(closedMonth, t)
+	}
+	closedYear := closedMonth
+	for _, t := range c.months {
+		closedYear = AddTotals(closedYear, t)
+	}
+	v.parkMu.Lock()
+	c.closed = [4][]MeterTotal{nil, closedDay, closedMonth, closedYear}
+	c.starts = starts
+	v.parkMu.Unlock()
 
 	snap := Snapshot{Site: s.ID, Boundary: BoundarySite, At: now}
 	var results []Result
@@ -566,28 +667,62 @@ func (v *Evaluator) partial(ctx context.Context, s *analytics.Site, c *siteCache
 	return t, nil
 }
 
-// evaluatePark sums the park's sites' latest totals, when all of them cover the same periods.
+// evaluatePark sums the park's sites as of now: for each site the closed part of every period
+// from its cache and a fresh read of the current hour, so the park is available as soon as
+// each of its sites has been evaluated once in the current hour, whenever that was. A site
+// last evaluated in an earlier hour (or in another time zone) is queued instead, and the
+// park follows its evaluation.
 func (v *Evaluator) evaluatePark(ctx context.Context, park string) error {
 	sites := v.e.parks[park]
-	var spans [4][2]time.Time
+	for _, s := range sites {
+		if !v.o.Owns(s.ID) {
+			return nil // computed on demand (Snapshot)
+		}
+	}
+	now := v.o.Now()
+	end := ledger.Align(now)
+	var starts [4]time.Time
+	closed := make([][4][]MeterTotal, len(sites))
+	v.parkMu.Lock()
 	for i, s := range sites {
 		c := v.caches[s.ID]
-		if c == nil || c.spans[0][0].IsZero() {
-			return nil // not evaluated yet
+		if c == nil || c.starts[0].IsZero() {
+			v.parkMu.Unlock()
+			return nil // not evaluated yet: the park follows its first evaluation
 		}
 		if i == 0 {
-			spans = c.spans
-		} else if c.spans != spans {
-			return nil // sites in different time zones or not yet in step: next time
+			starts = c.starts
 		}
+		closed[i] = c.closed
+		if !c.starts[0].Equal(starts[0]) {
+			// Evaluated in another hour: evaluate the sites again, then the park.
+			v.parkMu.Unlock()
+			v.requeue(sites)
+			return nil
+		}
+		if !sameInstants(c.starts, starts) {
+			v.parkMu.Unlock()
+			return nil // sites in different time zones: the park has no common day or month
+		}
+	}
+	v.parkMu.Unlock()
+	hourStart := starts[0]
+	to := maxTime(minTime(end, hourStart.Add(time.Hour)), hourStart)
+	cur := make([][]MeterTotal, len(sites))
+	for i, s := range sites {
+		t, err := v.totals(ctx, s, hourStart, to)
+		if err != nil {
+			return err
+		}
+		cur[i] = t
 	}
 	snap := Snapshot{Site: park, Boundary: BoundaryPark, Plans: []PlanStatus{}}
 	var results []Result
 	for i, f := range snap.Periods() {
-		from, to := spans[i][0], spans[i][1]
+		from := starts[i]
 		ds := make([]Data, len(sites))
 		for j, s := range sites {
-			d, err := v.data(ctx, s, v.caches[s.ID].current[i], from, to)
+			d, err := v.data(ctx, s, AddTotals(cur[j], closed[j][i]), from, to)
 			if err != nil {
 				return err
 			}
@@ -596,7 +731,7 @@ func (v *Evaluator) evaluatePark(ctx context.Context, park string) error {
 		*f = Figures{Period: Periods[i], Indicators: ComputePark(park, sites, ds, from, to)}
 		results = append(results, ResultOf(f.Indicators, nil, Periods[i], from))
 	}
-	snap.At = v.o.Now()
+	snap.At = now
 	if v.o.Results != nil {
 		if err := v.o.Results.WriteResults(ctx, results); err != nil {
 			return fmt.Errorf("write results of park %s: %w", park, err)
@@ -604,6 +739,31 @@ func (v *Evaluator) evaluatePark(ctx context.Context, park string) error {
 	}
 	v.publish(ctx, snap)
 	return nil
+}
+
+// sameInstants compares period starts as instants. Each site loads its own *time.Location, so
+// == on time.Time (which compares the location pointer) would tell two sites of the same zone
+// apart; that kept every park with more than one site from ever getting a snapshot.
+func sameInstants(a, b [4]time.Time) bool {
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// requeue queues sites for evaluation (their park needs them in the same hour).
+func (v *Evaluator) requeue(sites []*analytics.Site) {
+	v.mu.Lock()
+	for _, s := range sites {
+		v.mark(s.ID)
+	}
+	v.mu.Unlock()
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (v *Evaluator) publish(ctx context.Context, snap Snapshot) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,10 @@ type Config struct {
 	Group string `yaml:"group"`
 	// Sites this instance ingests ("+" for all), the unit of sharding.
 	Sites []string `yaml:"sites"`
+	// Partition splits the modelled sites between instances by a stable hash (partition.go);
+	// when set it replaces Sites and Group: each instance subscribes, without a shared group, to
+	// the sites it owns, under a client id that ends in its index.
+	Partition Partition `yaml:"partition"`
 	// Limits bound what a message may carry; see Limits.
 	Limits Limits `yaml:"limits"`
 }
@@ -51,6 +56,10 @@ func (c *Config) Default() {
 	}
 	if len(c.Sites) == 0 {
 		c.Sites = []string{"+"}
+	}
+	c.Partition.Default()
+	if c.Partition.Partitioned() && !strings.HasSuffix(c.MQTT.ClientID, fmt.Sprintf("-%d", c.Partition.Index)) {
+		c.MQTT.ClientID = fmt.Sprintf("%s-%d", c.MQTT.ClientID, c.Partition.Index)
 	}
 	c.Limits.Default()
 }
@@ -66,6 +75,7 @@ func (c *Config) Validate(p *config.Problems, path string) {
 			p.Addf(fmt.Sprintf("%s.sites[%d]", path, i), "%q is neither a site id nor +", s)
 		}
 	}
+	c.Partition.Validate(p, path+".partition")
 	c.Limits.Validate(p, path+".limits")
 }
 
@@ -143,6 +153,8 @@ type Options struct {
 	// OnStatus receives the edges' retained online/offline status; setting it subscribes to the
 	// status topics.
 	OnStatus func(site, edge string, online bool, at time.Time)
+	// Sites are the modelled site ids; with a partition, ingest subscribes to those it owns.
+	Sites []string
 }
 
 // Ingester consumes readings.
@@ -203,20 +215,33 @@ func (in *Ingester) Run(ctx context.Context) error {
 	// per-meter order, and a full queue holds up the broker's delivery instead of memory.
 	o.SetOrderMatters(true)
 	o.SetAutoAckDisabled(true)
-	filters := map[string]byte{}
-	for _, s := range in.cfg.Sites {
-		filters[wire.ReadingFilter(in.cfg.Group, s)] = 1
-	}
+	filters, drop := in.filters()
 	queue := make(chan Message, 2*maxBatch)
 	handler := func(_ mqtt.Client, m mqtt.Message) {
 		in.state.received(in.opts.Now())
+		if !in.owns(m.Topic()) {
+			// Another instance owns this site and has its own subscription.
+			m.Ack()
+			return
+		}
 		select {
 		case queue <- Message{Topic: m.Topic(), Payload: m.Payload(), Ack: m.Ack}:
 		case <-ctx.Done():
 			// Not acknowledged: the broker delivers it again to the next session.
 		}
 	}
+	// A resumed persistent session delivers its queued messages right after CONNACK, before
+	// the subscriptions below are (re)made: without a default handler paho has no route for
+	// them, they are never acknowledged and fill the broker's in-flight window, and nothing
+	// more arrives. The default handler takes them like any other.
+	o.SetDefaultPublishHandler(handler)
 	o.SetOnConnectHandler(func(c mqtt.Client) {
+		if len(drop) > 0 {
+			// The persistent session may still hold subscriptions of an earlier partition.
+			if t := c.Unsubscribe(drop...); t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {
+				in.opts.Logger.Warn("unsubscribing from other partitions' sites failed; their readings are dropped here", "err", t.Error())
+			}
+		}
 		in.opts.Logger.Info("mqtt connected, subscribing", "topic", fmt.Sprint(filters))
 		t := c.SubscribeMultiple(filters, handler)
 		if t.WaitTimeout(in.cfg.MQTT.Timeout) && t.Error() != nil {

@@ -33,6 +33,12 @@ type InfluxConfig struct {
 	TokenFile string   `yaml:"token_file"` // a file holding the token, instead of Token
 	Org       string   `yaml:"org"`        // ignored by 1.8
 	Bucket    string   `yaml:"bucket"`     // "db/rp" or "db" on 1.8
+	// RollupBucket is where the hour and day roll-ups go ("db/rp"; default Bucket). A year of
+	// day roll-ups read across the 52 weekly shards of a default retention policy costs
+	// InfluxDB 1.8 seconds; in a retention policy with year-long shard groups, milliseconds.
+	// With create_database, a "db/rp" here whose rp does not exist is created with
+	// SHARD DURATION 52w (1.8; on 2.x create the bucket and its DBRP mapping yourself).
+	RollupBucket string `yaml:"rollup_bucket"`
 	// Database is what InfluxQL reads name in db=; by default the part of Bucket before '/'. On 2.x
 	// it is the database of a DBRP mapping onto Bucket.
 	Database string `yaml:"database"`
@@ -87,6 +93,13 @@ func (c *InfluxConfig) problems() []problem {
 	} else if strings.Count(c.Bucket, "/") > 1 {
 		ps = append(ps, problem{"bucket", fmt.Sprintf("%q has more than one '/'", c.Bucket)})
 	}
+	if db, _, _ := strings.Cut(c.Bucket, "/"); c.RollupBucket != "" && c.RollupBucket != c.Bucket {
+		if rdb, rrp, ok := strings.Cut(c.RollupBucket, "/"); !ok || rrp == "" || strings.Contains(rrp, "/") {
+			ps = append(ps, problem{"rollup_bucket", fmt.Sprintf(`%q is not "db/rp"`, c.RollupBucket)})
+		} else if rdb != db {
+			ps = append(ps, problem{"rollup_bucket", fmt.Sprintf("database %q differs from the bucket's %q; roll-ups live in the same database", rdb, db)})
+		}
+	}
 	if c.Timeout < 0 {
 		ps = append(ps, problem{"timeout", fmt.Sprintf("%v is negative", c.Timeout)})
 	}
@@ -126,8 +139,11 @@ type Influx struct {
 	base   *url.URL // the chosen server
 	auth   string   // Authorization header value; never logged
 	db, rp string
+	rollRP string // retention policy of the roll-ups
 	client influxdb2.Client
 	writer api.WriteAPIBlocking
+	roller api.WriteAPIBlocking // writes to RollupBucket
+	rc     rollCache
 	http   *http.Client
 	logger *slog.Logger
 	// maxBatch is the most points per write request, chunkSize the most rows per chunk of a
@@ -189,10 +205,20 @@ func OpenInflux(ctx context.Context, cfg InfluxConfig, logger *slog.Logger) (*In
 		return nil, fmt.Errorf("open influx store: no URL is reachable: %s", strings.Join(errs, "; "))
 	}
 
+	if cfg.RollupBucket == "" {
+		cfg.RollupBucket = cfg.Bucket
+	}
+	_, s.rollRP, _ = strings.Cut(cfg.RollupBucket, "/")
 	if cfg.CreateDatabase {
 		q := "CREATE DATABASE " + quoteIdent(s.db)
 		if _, err := s.query(ctx, http.MethodPost, "", q); err != nil {
 			return nil, fmt.Errorf("open influx store: create database %q on %s: %w", s.db, s.base.Redacted(), err)
+		}
+		if cfg.RollupBucket != cfg.Bucket {
+			q := fmt.Sprintf("CREATE RETENTION POLICY %s ON %s DURATION INF REPLICATION 1 SHARD DURATION 52w", quoteIdent(s.rollRP), quoteIdent(s.db))
+			if _, err := s.query(ctx, http.MethodPost, "", q); err != nil && !strings.Contains(err.Error(), "already exists") {
+				return nil, fmt.Errorf("open influx store: create retention policy %q on %s: %w", s.rollRP, s.base.Redacted(), err)
+			}
 		}
 	}
 
@@ -202,6 +228,11 @@ func OpenInflux(ctx context.Context, cfg InfluxConfig, logger *slog.Logger) (*In
 		SetApplicationName("aqualoop")
 	s.client = influxdb2.NewClientWithOptions(s.base.String(), token, opts)
 	s.writer = s.client.WriteAPIBlocking(cfg.Org, cfg.Bucket)
+	s.roller = s.client.WriteAPIBlocking(cfg.Org, cfg.RollupBucket)
+	if err := s.backfillRollups(ctx); err != nil {
+		s.client.Close()
+		return nil, fmt.Errorf("open influx store: fill roll-ups: %w", err)
+	}
 	logger.Info("influxdb store open", "url", s.base.Redacted(), "bucket", cfg.Bucket, "database", s.db)
 	return s, nil
 }
@@ -312,13 +343,20 @@ func (s *Influx) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 			AddField("coverage", b.Coverage).
 			SetTime(b.Start))
 	}
-	return s.writePoints(ctx, "write buckets", pts)
+	if err := s.writePoints(ctx, "write buckets", pts); err != nil {
+		return err
+	}
+	return s.rollUpCached(ctx, bs)
 }
 
 func (s *Influx) writePoints(ctx context.Context, what string, pts []*write.Point) error {
+	return s.writePointsTo(ctx, s.writer, what, pts)
+}
+
+func (s *Influx) writePointsTo(ctx context.Context, w api.WriteAPIBlocking, what string, pts []*write.Point) error {
 	for len(pts) > 0 {
 		n := min(len(pts), s.maxBatch)
-		if err := s.writer.WritePoint(ctx, pts[:n]...); err != nil {
+		if err := w.WritePoint(ctx, pts[:n]...); err != nil {
 			return fmt.Errorf("%s to %s: %w", what, s.base.Redacted(), classify(err))
 		}
 		pts = pts[n:]

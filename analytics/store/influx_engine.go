@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -13,7 +12,6 @@ import (
 	"github.com/influxdata/influxdb-client-go/v2/api/write"
 
 	"github.com/aqualoop/aqualoop/analytics/engine"
-	"github.com/aqualoop/aqualoop/analytics/ledger"
 )
 
 // The engine's measurements in InfluxDB:
@@ -32,68 +30,6 @@ const (
 	hasOutputValue
 	hasSteam
 )
-
-// MeterTotals sums a site's buckets with from <= start < to per meter, in meter order, with two
-// aggregate queries (sums, then the distinct flag values) instead of reading every bucket.
-func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Time) ([]engine.MeterTotal, error) {
-	lo, hi, ok := bounds(from, to)
-	if !ok {
-		return nil, nil
-	}
-	where := fmt.Sprintf(`WHERE "site" = %s AND time >= %d AND time <= %d GROUP BY "meter"`, quoteString(site), lo, hi)
-	sums, err := s.query(ctx, http.MethodGet, s.db,
-		`SELECT SUM("volume") AS "volume", SUM("coverage") AS "coverage", COUNT("volume") AS "n" FROM `+s.from("volume")+" "+where)
-	if err != nil {
-		return nil, fmt.Errorf("sum buckets of %s in %s: %w", site, s.base.Redacted(), err)
-	}
-	byMeter := map[string]*engine.MeterTotal{}
-	for _, se := range sums {
-		col := se.col()
-		meter := se.Tags["meter"]
-		for _, row := range se.Values {
-			t := engine.MeterTotal{Meter: meter}
-			if t.Volume, err = asFloat(row[col["volume"]]); err != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: volume: %w", site, meter, err)
-			}
-			if t.Coverage, err = asFloat(row[col["coverage"]]); err != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: coverage: %w", site, meter, err)
-			}
-			n, err := asInt(row[col["n"]])
-			if err != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: count: %w", site, meter, err)
-			}
-			t.Buckets = int(n)
-			byMeter[meter] = &t
-		}
-	}
-	if len(byMeter) == 0 {
-		return nil, nil
-	}
-	flags, err := s.query(ctx, http.MethodGet, s.db, `SELECT DISTINCT("flags") AS "flags" FROM `+s.from("volume")+" "+where)
-	if err != nil {
-		return nil, fmt.Errorf("read bucket flags of %s in %s: %w", site, s.base.Redacted(), err)
-	}
-	for _, se := range flags {
-		col := se.col()
-		t := byMeter[se.Tags["meter"]]
-		if t == nil {
-			continue
-		}
-		for _, row := range se.Values {
-			f, err := asInt(row[col["flags"]])
-			if err != nil {
-				return nil, fmt.Errorf("read bucket flags of %s: %s: %w", site, t.Meter, err)
-			}
-			t.Flags |= ledger.Flag(f)
-		}
-	}
-	out := make([]engine.MeterTotal, 0, len(byMeter))
-	for _, t := range byMeter {
-		out = append(out, *t)
-	}
-	slices.SortFunc(out, func(a, b engine.MeterTotal) int { return cmp.Compare(a.Meter, b.Meter) })
-	return out, nil
-}
 
 // WriteInputs stores production inputs; an input with the (site, from) of a stored one replaces
 // it.

@@ -67,6 +67,16 @@ func TestInfluxConfig(t *testing.T) {
 			wantErr: []string{"influx.urls: at least one URL", `influx.bucket: "a/b/c" has more than one '/'`},
 		},
 		{
+			name:    "roll-ups elsewhere",
+			yaml:    "influx:\n  urls: [http://a]\n  bucket: db/autogen\n  rollup_bucket: other/rollups\n",
+			wantErr: []string{`influx.rollup_bucket: database "other" differs from the bucket's "db"`},
+		},
+		{
+			name:    "roll-ups without a retention policy",
+			yaml:    "influx:\n  urls: [http://a]\n  bucket: db/autogen\n  rollup_bucket: db\n",
+			wantErr: []string{`influx.rollup_bucket: "db" is not "db/rp"`},
+		},
+		{
 			name:    "unknown key",
 			yaml:    "influx:\n  urls: [http://a]\n  bucket: b\n  password: x\n",
 			wantErr: []string{"t.yaml:4: influx.password: unknown key"},

@@ -113,12 +113,16 @@ func quoteString(s string) string {
 	return `'` + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + `'`
 }
 
-// from names a measurement in the configured retention policy.
+// from names a measurement in its retention policy: the roll-ups' or the configured one.
 func (s *Influx) from(measurement string) string {
-	if s.rp == "" {
+	rp := s.rp
+	if measurement == "volume_hour" || measurement == "volume_day" {
+		rp = s.rollRP
+	}
+	if rp == "" {
 		return quoteIdent(measurement)
 	}
-	return quoteIdent(s.rp) + "." + quoteIdent(measurement)
+	return quoteIdent(rp) + "." + quoteIdent(measurement)
 }
 
 // Readings returns the readings of one meter with from <= time < to, oldest first.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
@@ -31,13 +32,15 @@ type SQLite struct {
 	getLast     *sql.Stmt
 	getBuckets  *sql.Stmt
 	putMeter    *sql.Stmt
-	getTotals   *sql.Stmt
-	getFlags    *sql.Stmt
 	putInput    *sql.Stmt
 	getInputs   *sql.Stmt
 	delResult   *sql.Stmt
 	putResult   *sql.Stmt
 	getResults  *sql.Stmt
+	putBuckets  *sql.Stmt // bucketsUpsert of upsertChunk rows
+
+	totalsMu sync.Mutex
+	totals   map[string]*sql.Stmt // MeterTotals statements by shape of pieces
 }
 
 // sqliteMigrations are applied in order; the schema version is the number applied. Append only:
@@ -96,6 +99,9 @@ var sqliteMigrations = []string{
 		value    REAL    NOT NULL,
 		PRIMARY KEY (site, boundary, period, start, field)
 	) WITHOUT ROWID;`,
+
+	// 3: hour and day roll-ups of the ledger (see rollup.go), filled from the stored buckets.
+	sqliteRollupMigration(),
 }
 
 // OpenSQLite opens (creating if needed) the store file at path and brings its schema up to date.
@@ -117,7 +123,9 @@ func OpenSQLite(path string) (*SQLite, error) {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	// 32 MiB of page cache per reading connection: a year's roll-ups of a park are a few
+	// thousand pages, read again by every period query.
+	s.r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)&_pragma=cache_size(-32768)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite store %s for reading: %w", path, err)
@@ -188,8 +196,7 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
-	prep(s.r, &s.getTotals, totalsQuery)
-	prep(s.r, &s.getFlags, flagsQuery)
+	prep(s.w, &s.putBuckets, bucketsUpsert.full)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (site, start) DO UPDATE SET end = excluded.end, product = excluded.product,
@@ -268,7 +275,7 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 		meters[siteMeter{b.Site, b.Meter}] = true
 	}
 	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
-		if err := upsertRows(ctx, tx, bucketsUpsert, args); err != nil {
+		if err := upsertRows(ctx, tx, bucketsUpsert, s.putBuckets, args); err != nil {
 			return err
 		}
 		pm := tx.StmtContext(ctx, s.putMeter)
@@ -282,7 +289,8 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 }
 
 // upsert is an INSERT of many rows in one statement: the driver parses every statement it
-// executes, so a statement per row would spend more time parsing than writing.
+// executes unless it is prepared, and a statement per row would spend more time in the driver
+// than in SQLite. The full-size statement is prepared once.
 type upsert struct {
 	head, tail string
 	cols       int
@@ -292,9 +300,11 @@ type upsert struct {
 // readingCols is the number of values of a readings row.
 const readingCols = 7
 
-// upsertChunk is the most rows per statement: 7 columns × 256 rows stay far below SQLite's
-// limit on bound parameters.
-const upsertChunk = 256
+// upsertChunk is the most rows per statement. modernc's driver matches each bound parameter to
+// its argument by a linear search, so binding is quadratic in the parameters of a statement:
+// 256 rows of 7 columns spent a fifth of ingest's time binding. 64 rows keep the search short
+// and the statements few (BenchmarkIngest, docs/performance.md).
+const upsertChunk = 64
 
 func newUpsert(head, tail string, cols int) *upsert {
 	u := &upsert{head: head, tail: tail, cols: cols}
@@ -318,15 +328,22 @@ var (
 			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`, 6)
 )
 
-// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows.
-func upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, args []any) error {
+// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows; full
+// is u.full prepared.
+func upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, full *sql.Stmt, args []any) error {
+	var fst *sql.Stmt
 	for len(args) > 0 {
 		n := min(len(args)/u.cols, upsertChunk)
-		q := u.full
-		if n < upsertChunk {
-			q = u.sql(n)
+		var err error
+		if n == upsertChunk {
+			if fst == nil {
+				fst = tx.StmtContext(ctx, full)
+			}
+			_, err = fst.ExecContext(ctx, args[:n*u.cols]...)
+		} else {
+			_, err = tx.ExecContext(ctx, u.sql(n), args[:n*u.cols]...)
 		}
-		if _, err := tx.ExecContext(ctx, q, args[:n*u.cols]...); err != nil {
+		if err != nil {
 			return fmt.Errorf("%d rows from %v/%v at %v: %w", n, args[0], args[1], args[2], err)
 		}
 		args = args[n*u.cols:]
@@ -458,11 +475,16 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 func (s *SQLite) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.getTotals, s.getFlags, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults} {
+		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.putBuckets} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
+	s.totalsMu.Lock()
+	for _, st := range s.totals {
+		errs = append(errs, st.Close())
+	}
+	s.totalsMu.Unlock()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

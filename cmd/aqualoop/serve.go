@@ -192,9 +192,14 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}),
 		Logger:  o.Logger.With("component", "engine"),
 		Metrics: engine.NewMetrics(reg),
+		// With a partition this instance evaluates its own sites; the others' snapshots are
+		// computed from the shared store when asked for.
+		Owns: cfg.Ingest.Partition.Owns,
 	})
 	known := map[string]bool{}
+	var siteIDs []string
 	for _, s := range sites {
+		siteIDs = append(siteIDs, s.ID)
 		for _, m := range s.Meters {
 			known[s.ID+"/"+m.ID] = true
 		}
@@ -210,6 +215,7 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		}),
 		OnReadings: alerts.Readings,
 		OnStatus:   alerts.Status,
+		Sites:      siteIDs,
 		Now:        o.Now, // the plausibility window follows the demo's simulated clock
 	})
 	hl.in = in
@@ -237,8 +243,9 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
 		Health: func() (map[string]any, bool) {
 			return map[string]any{
-				"store":    map[string]any{"kind": storeKind(cfg)},
-				"rejected": map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
+				"store":     map[string]any{"kind": storeKind(cfg)},
+				"partition": map[string]int{"index": cfg.Ingest.Partition.Index, "count": max(cfg.Ingest.Partition.Count, 1)},
+				"rejected":  map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
 			}, true
 		},
 		Ready: hl.ready,

@@ -1,0 +1,356 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/influxdata/influxdb-client-go/v2/api/write"
+
+	"github.com/aqualoop/aqualoop/analytics/engine"
+	"github.com/aqualoop/aqualoop/analytics/ledger"
+)
+
+// The roll-ups in InfluxDB (see rollup.go) are the measurements "volume_hour" and "volume_day",
+// tags site and meter, at the UTC hour or day start: volume and coverage (float), n (integer,
+// buckets summed) and flags (integer, their union). The platform writes them itself after each
+// bucket write, with plain InfluxQL aggregates (GROUP BY time(1h) and time(1d), aligned to the
+// Unix epoch, so UTC); no continuous query or task is involved, so they work the same on 1.8,
+// 2.x and 3.x.
+
+// aggRow is one meter's aggregate over one interval: the union of flags is known exactly when
+// lo == hi, otherwise it is looked up.
+type aggRow struct {
+	meter     string
+	start     int64
+	volume    float64
+	coverage  float64
+	n         int64
+	lo, hi    int64
+	flagsOr   ledger.Flag
+	flagsDone bool
+}
+
+// meterFilter is the InfluxQL condition "meter is one of ms".
+func meterFilter(ms []string) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = `"meter" = ` + quoteString(m)
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// aggregate sums measurement (volume or volume_hour) of site over [lo, hi] per meter and
+// interval (1h or 1d).
+func (s *Influx) aggregate(ctx context.Context, measurement, site string, meters []string, lo, hi int64, every string) ([]aggRow, error) {
+	count := `COUNT("volume")`
+	if measurement != "volume" {
+		count = `SUM("n")`
+	}
+	q := fmt.Sprintf(`SELECT SUM("volume") AS "volume", SUM("coverage") AS "coverage", %s AS "n", MIN("flags") AS "lo", MAX("flags") AS "hi" FROM %s WHERE "site" = %s AND %s AND time >= %d AND time <= %d GROUP BY "meter", time(%s) fill(none)`,
+		count, s.from(measurement), quoteString(site), meterFilter(meters), lo, hi, every)
+	ss, err := s.query(ctx, http.MethodGet, s.db, q)
+	if err != nil {
+		return nil, fmt.Errorf("sum %s of %s in %s: %w", measurement, site, s.base.Redacted(), err)
+	}
+	var out []aggRow
+	var mixed []int
+	for _, se := range ss {
+		col := se.col()
+		for _, row := range se.Values {
+			if row[col["volume"]] == nil {
+				continue // no point in this interval
+			}
+			r := aggRow{meter: se.Tags["meter"]}
+			var err error
+			if r.start, err = asInt(row[col["time"]]); err == nil {
+				if r.volume, err = asFloat(row[col["volume"]]); err == nil {
+					if r.coverage, err = asFloat(row[col["coverage"]]); err == nil {
+						if r.n, err = asInt(row[col["n"]]); err == nil {
+							if r.lo, err = asInt(row[col["lo"]]); err == nil {
+								r.hi, err = asInt(row[col["hi"]])
+							}
+						}
+					}
+				}
+			}
+			if err != nil {
+				return nil, fmt.Errorf("sum %s of %s/%s: %w", measurement, site, r.meter, err)
+			}
+			if r.lo == r.hi {
+				r.flagsOr, r.flagsDone = ledger.Flag(r.hi), true
+			} else {
+				mixed = append(mixed, len(out))
+			}
+			out = append(out, r)
+		}
+	}
+	if len(mixed) > 0 {
+		if err := s.unionFlags(ctx, measurement, site, out, mixed, every); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// unionFlags reads the non-zero flags of the intervals whose flags differ and ORs them.
+func (s *Influx) unionFlags(ctx context.Context, measurement, site string, rows []aggRow, mixed []int, every string) error {
+	step := hourNs
+	if every == "1d" {
+		step = dayNs
+	}
+	var stmts []string
+	for _, i := range mixed {
+		r := rows[i]
+		stmts = append(stmts, fmt.Sprintf(`SELECT "meter", "flags" FROM %s WHERE "site" = %s AND "meter" = %s AND "flags" != 0 AND time >= %d AND time <= %d`,
+			s.from(measurement), quoteString(site), quoteString(r.meter), r.start, r.start+step-1))
+	}
+	ss, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
+	if err != nil {
+		return fmt.Errorf("read flags of %s in %s: %w", site, s.base.Redacted(), err)
+	}
+	at := map[touched]int{}
+	for _, i := range mixed {
+		at[touched{meter: rows[i].meter, start: rows[i].start}] = i
+	}
+	for _, se := range ss {
+		col := se.col()
+		for _, row := range se.Values {
+			ns, err := asInt(row[col["time"]])
+			if err != nil {
+				return fmt.Errorf("read flags of %s: %w", site, err)
+			}
+			f, err := asInt(row[col["flags"]])
+			if err != nil {
+				return fmt.Errorf("read flags of %s: %w", site, err)
+			}
+			meter, _ := row[col["meter"]].(string)
+			if i, ok := at[touched{meter: meter, start: floorTo(ns, step)}]; ok {
+				rows[i].flagsOr |= ledger.Flag(f)
+			}
+		}
+	}
+	return nil
+}
+
+func rollupPoint(measurement, site string, r aggRow) *write.Point {
+	return write.NewPointWithMeasurement(measurement).
+		AddTag("site", site).
+		AddTag("meter", r.meter).
+		AddField("volume", r.volume).
+		AddField("coverage", r.coverage).
+		AddField("n", r.n).
+		AddField("flags", int64(r.flagsOr)).
+		SetTime(time.Unix(0, r.start))
+}
+
+func (s *Influx) writeRollup(ctx context.Context, measurement, site string, rows []aggRow) error {
+	pts := make([]*write.Point, 0, len(rows))
+	for _, r := range rows {
+		pts = append(pts, rollupPoint(measurement, site, r))
+	}
+	return s.writePointsTo(ctx, s.roller, "write "+measurement, pts)
+}
+
+// MeterTotals sums a site's buckets with from <= start < to per meter, in meter order: one
+// request of up to five aggregate statements (buckets at the edges, hour and day roll-ups
+// inside), with the union of flags from MIN and MAX of the flags, and a second request only
+// for meters whose flags differ.
+func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Time) ([]engine.MeterTotal, error) {
+	lo, hi, ok := bounds(from, to)
+	if !ok {
+		return nil, nil
+	}
+	pieces := split(lo, hi)
+	measurement := func(p piece) string {
+		switch p.kind {
+		case fromHours:
+			return "volume_hour"
+		case fromDays:
+			return "volume_day"
+		}
+		return "volume"
+	}
+	stmts := make([]string, len(pieces))
+	for i, p := range pieces {
+		count := `COUNT("volume")`
+		if p.kind != fromBuckets {
+			count = `SUM("n")`
+		}
+		stmts[i] = fmt.Sprintf(`SELECT SUM("volume") AS "volume", SUM("coverage") AS "coverage", %s AS "n", MIN("flags") AS "lo", MAX("flags") AS "hi" FROM %s WHERE "site" = %s AND time >= %d AND time <= %d GROUP BY "meter"`,
+			count, s.from(measurement(p)), quoteString(site), p.lo, p.hi)
+	}
+	ss, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
+	if err != nil {
+		return nil, fmt.Errorf("sum buckets of %s in %s: %w", site, s.base.Redacted(), err)
+	}
+	type acc struct {
+		t      engine.MeterTotal
+		lo, hi int64
+		seen   bool
+	}
+	byMeter := map[string]*acc{}
+	for _, se := range ss {
+		col := se.col()
+		meter := se.Tags["meter"]
+		for _, row := range se.Values {
+			if row[col["volume"]] == nil {
+				// A series of the shard with no point in the range: InfluxDB answers nulls.
+				continue
+			}
+			a := byMeter[meter]
+			if a == nil {
+				a = &acc{t: engine.MeterTotal{Meter: meter}}
+				byMeter[meter] = a
+			}
+			v, err := asFloat(row[col["volume"]])
+			if err != nil {
+				return nil, fmt.Errorf("sum buckets of %s: %s: volume: %w", site, meter, err)
+			}
+			c, err := asFloat(row[col["coverage"]])
+			if err != nil {
+				return nil, fmt.Errorf("sum buckets of %s: %s: coverage: %w", site, meter, err)
+			}
+			n, err := asInt(row[col["n"]])
+			if err != nil {
+				return nil, fmt.Errorf("sum buckets of %s: %s: count: %w", site, meter, err)
+			}
+			flo, err1 := asInt(row[col["lo"]])
+			fhi, err2 := asInt(row[col["hi"]])
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("sum buckets of %s: %s: flags: %v %v", site, meter, err1, err2)
+			}
+			a.t.Volume += v
+			a.t.Coverage += c
+			a.t.Buckets += int(n)
+			if !a.seen {
+				a.lo, a.hi, a.seen = flo, fhi, true
+			} else {
+				a.lo, a.hi = min(a.lo, flo), max(a.hi, fhi)
+			}
+		}
+	}
+	if len(byMeter) == 0 {
+		return nil, nil
+	}
+	var mixed []string
+	for m, a := range byMeter {
+		if a.lo == a.hi {
+			a.t.Flags = ledger.Flag(a.hi)
+		} else {
+			mixed = append(mixed, m)
+		}
+	}
+	if len(mixed) > 0 {
+		slices.Sort(mixed)
+		for i, p := range pieces {
+			stmts[i] = fmt.Sprintf(`SELECT DISTINCT("flags") AS "flags" FROM %s WHERE "site" = %s AND %s AND time >= %d AND time <= %d GROUP BY "meter"`,
+				s.from(measurement(p)), quoteString(site), meterFilter(mixed), p.lo, p.hi)
+		}
+		fs, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
+		if err != nil {
+			return nil, fmt.Errorf("read bucket flags of %s in %s: %w", site, s.base.Redacted(), err)
+		}
+		for _, se := range fs {
+			col := se.col()
+			a := byMeter[se.Tags["meter"]]
+			if a == nil {
+				continue
+			}
+			for _, row := range se.Values {
+				f, err := asInt(row[col["flags"]])
+				if err != nil {
+					return nil, fmt.Errorf("read bucket flags of %s: %s: %w", site, a.t.Meter, err)
+				}
+				a.t.Flags |= ledger.Flag(f)
+			}
+		}
+	}
+	out := make([]engine.MeterTotal, 0, len(byMeter))
+	for _, a := range byMeter {
+		out = append(out, a.t)
+	}
+	slices.SortFunc(out, func(a, b engine.MeterTotal) int { return cmp.Compare(a.Meter, b.Meter) })
+	return out, nil
+}
+
+// backfillRollups fills the roll-ups from the stored buckets when a database written before
+// roll-ups existed is opened (it has "volume" but no "volume_hour"), a month at a time per site.
+func (s *Influx) backfillRollups(ctx context.Context) error {
+	ms, err := s.query(ctx, http.MethodGet, s.db, "SHOW MEASUREMENTS")
+	if err != nil {
+		return fmt.Errorf("list measurements: %w", err)
+	}
+	have := map[string]bool{}
+	for _, se := range ms {
+		for _, row := range se.Values {
+			if name, ok := row[0].(string); ok {
+				have[name] = true
+			}
+		}
+	}
+	if !have["volume"] || have["volume_hour"] {
+		return nil
+	}
+	tags, err := s.query(ctx, http.MethodGet, s.db, `SHOW TAG VALUES FROM "volume" WITH KEY = "site"`)
+	if err != nil {
+		return fmt.Errorf("list sites: %w", err)
+	}
+	var sites []string
+	for _, se := range tags {
+		col := se.col()
+		for _, row := range se.Values {
+			if v, ok := row[col["value"]].(string); ok {
+				sites = append(sites, v)
+			}
+		}
+	}
+	for _, site := range sites {
+		mt, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SHOW TAG VALUES FROM "volume" WITH KEY = "meter" WHERE "site" = %s`, quoteString(site)))
+		if err != nil {
+			return fmt.Errorf("list meters of %s: %w", site, err)
+		}
+		var meters []string
+		for _, se := range mt {
+			col := se.col()
+			for _, row := range se.Values {
+				if v, ok := row[col["value"]].(string); ok {
+					meters = append(meters, v)
+				}
+			}
+		}
+		span, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SELECT FIRST("volume") FROM %s WHERE "site" = %s; SELECT LAST("volume") FROM %s WHERE "site" = %s`,
+			s.from("volume"), quoteString(site), s.from("volume"), quoteString(site)))
+		if err != nil || len(span) < 2 || len(span[0].Values) == 0 || len(span[1].Values) == 0 {
+			continue
+		}
+		first, err1 := asInt(span[0].Values[0][0])
+		last, err2 := asInt(span[1].Values[0][0])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for d := floorTo(first, dayNs); d <= last; d += 30 * dayNs {
+			end := min(d+30*dayNs, floorTo(last, dayNs)+dayNs) - 1
+			hrs, err := s.aggregate(ctx, "volume", site, meters, d, end, "1h")
+			if err != nil {
+				return err
+			}
+			if err := s.writeRollup(ctx, "volume_hour", site, hrs); err != nil {
+				return err
+			}
+			days, err := s.aggregate(ctx, "volume_hour", site, meters, d, end, "1d")
+			if err != nil {
+				return err
+			}
+			if err := s.writeRollup(ctx, "volume_day", site, days); err != nil {
+				return err
+			}
+		}
+		s.logger.Info("ledger roll-ups filled from stored buckets", "site", site)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package store
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aqualoop/aqualoop/analytics/engine"
+	"github.com/aqualoop/aqualoop/analytics/ledger"
+)
+
+// TestSplit checks that the pieces of a range cover it exactly, in order, and that every
+// roll-up piece holds whole hours or days.
+func TestSplit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for range 5000 {
+		lo := base + rng.Int64N(40*dayNs) - 20*dayNs
+		hi := lo + rng.Int64N(40*dayNs)
+		if rng.IntN(3) == 0 {
+			lo = floorTo(lo, hourNs)
+		}
+		if rng.IntN(3) == 0 {
+			hi = floorTo(hi, dayNs) - 1
+		}
+		if hi < lo {
+			continue
+		}
+		ps := split(lo, hi)
+		next := lo
+		for _, p := range ps {
+			if p.lo != next || p.hi < p.lo {
+				t.Fatalf("split(%d, %d) = %+v: gap or overlap at %d", lo, hi, ps, next)
+			}
+			step := int64(0)
+			switch p.kind {
+			case fromHours:
+				step = hourNs
+			case fromDays:
+				step = dayNs
+			}
+			if step > 0 && (p.lo%step != 0 || (p.hi+1)%step != 0) {
+				t.Fatalf("split(%d, %d): piece %+v is not whole periods", lo, hi, p)
+			}
+			next = p.hi + 1
+		}
+		if next != hi+1 {
+			t.Fatalf("split(%d, %d) = %+v ends at %d", lo, hi, ps, next-1)
+		}
+	}
+	if ps := split(minNanos, maxNanos); len(ps) != 5 {
+		t.Errorf("the whole storable range splits into %d pieces, want 5", len(ps))
+	}
+	for _, r := range [][2]int64{{maxNanos - 5, maxNanos}, {minNanos, minNanos + 5}, {maxNanos - 3*dayNs, maxNanos}} {
+		if ps := split(r[0], r[1]); ps[0].lo != r[0] || ps[len(ps)-1].hi != r[1] {
+			t.Errorf("split(%d, %d) = %+v", r[0], r[1], ps)
+		}
+	}
+}
+
+func TestRollupsSQLite(t *testing.T) {
+	s, err := OpenSQLite(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	testRollups(t, s)
+}
+
+func TestRollupsInflux(t *testing.T) {
+	testRollups(t, openTestInflux(t))
+}
+
+type rollupStore interface {
+	WriteBuckets(ctx context.Context, bs []ledger.Bucket) error
+	MeterTotals(ctx context.Context, site string, from, to time.Time) ([]engine.MeterTotal, error)
+}
+
+// testRollups is the property of roll-ups: whatever the period, in whatever time zone, and
+// whatever order buckets arrive in (late ones, corrected ones), MeterTotals answers what summing
+// the stored buckets answers. The buckets are random in volume, coverage and flags and sparse
+// in time, so some hours and days hold one bucket and some none.
+func testRollups(t *testing.T, s rollupStore) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(7, 11))
+	const rsite = "roll.site-1"
+	meters := []string{"A", "B", "C"}
+	start := time.Date(2026, 2, 20, 0, 0, 0, 0, time.UTC)
+	const span = 12 * 24 * 60 // minutes
+	truth := map[[2]any]ledger.Bucket{}
+	random := func() ledger.Bucket {
+		b := ledger.Bucket{
+			Site:     rsite,
+			Meter:    meters[rng.IntN(len(meters))],
+			Start:    start.Add(time.Duration(rng.IntN(span)) * time.Minute),
+			Volume:   math.Round(rng.Float64()*1e6) / 1e3,
+			Coverage: float64(rng.IntN(5)) / 4,
+		}
+		if rng.IntN(8) == 0 {
+			b.Flags = ledger.Flag(1 << rng.IntN(8))
+		}
+		return b
+	}
+	write := func(n int) {
+		bs := make([]ledger.Bucket, n)
+		for i := range bs {
+			bs[i] = random()
+		}
+		if err := s.WriteBuckets(ctx, bs); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			truth[[2]any{b.Meter, b.Start.UnixNano()}] = b
+		}
+	}
+	zones := []*time.Location{time.UTC}
+	for _, name := range []string{"Asia/Shanghai", "Asia/Kolkata", "America/St_Johns"} {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zones = append(zones, loc)
+	}
+	period := func() (time.Time, time.Time) {
+		loc := zones[rng.IntN(len(zones))]
+		from := start.Add(time.Duration(rng.Int64N(int64(span) * int64(time.Minute)))).Add(-24 * time.Hour).In(loc)
+		switch rng.IntN(4) {
+		case 0: // a local day or several
+			from = time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, loc)
+			return from, from.AddDate(0, 0, 1+rng.IntN(10))
+		case 1: // local hours
+			from = from.Truncate(time.Hour)
+			return from, from.Add(time.Duration(1+rng.IntN(72)) * time.Hour)
+		case 2: // the whole range, in a local month
+			from = time.Date(2026, 2, 1, 0, 0, 0, 0, loc)
+			return from, from.AddDate(0, 2, 0)
+		}
+		return from.Truncate(time.Minute), from.Add(time.Duration(rng.Int64N(int64(10 * 24 * time.Hour))))
+	}
+	check := func(round int) {
+		for i := range 40 {
+			from, to := period()
+			got, err := s.MeterTotals(ctx, rsite, from, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var in []ledger.Bucket
+			for _, b := range truth {
+				if !b.Start.Before(from) && b.Start.Before(to) {
+					in = append(in, b)
+				}
+			}
+			want := engine.Totals(in)
+			if len(got) != len(want) {
+				t.Fatalf("round %d period %d [%v, %v): %d meters, want %d", round, i, from, to, len(got), len(want))
+			}
+			for j := range want {
+				g, w := got[j], want[j]
+				if g.Meter != w.Meter || g.Buckets != w.Buckets || g.Flags != w.Flags ||
+					math.Abs(g.Volume-w.Volume) > 1e-9*math.Max(1, w.Volume) || math.Abs(g.Coverage-w.Coverage) > 1e-9*math.Max(1, w.Coverage) {
+					t.Fatalf("round %d period %d [%v, %v):\n got  %+v\n want %+v", round, i, from, to, g, w)
+				}
+			}
+		}
+	}
+	// Batches in random order: every batch after the first is late for some meter, and a
+	// bucket written again (same meter and minute) is a correction.
+	for round := range 4 {
+		for range 3 {
+			write(300 + rng.IntN(300))
+		}
+		check(round)
+	}
+	if len(truth) < 3000 {
+		t.Fatalf("only %d distinct buckets: the property saw too little data", len(truth))
+	}
+}
+
+// TestFlagBits: the roll-ups' union of flags covers every flag the ledger defines.
+func TestFlagBits(t *testing.T) {
+	if ledger.Fault >= 1<<flagBits {
+		t.Fatalf("ledger flags reach %d; raise flagBits", ledger.Fault)
+	}
+}
