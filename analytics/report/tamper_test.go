@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,21 @@ func TestTamper(t *testing.T) {
 		t.Errorf("a changed byte of report.csv: %v", v.Problems)
 	}
 	// The manifest itself.
-	bad = rezip(t, b, report.FileManifest, func(d []byte) []byte { return bytes.Replace(d, []byte(`"vi": 1000`), []byte(`"vi": 1001`), 1) })
+	bad = rezip(t, b, report.FileManifest, func(d []byte) []byte {
+		// Change the leading digit of Vi: still valid JSON, a different figure.
+		re := regexp.MustCompile(`"vi": ?[0-9]`)
+		loc := re.FindIndex(d)
+		if loc == nil {
+			t.Fatalf("the manifest has no Vi to change")
+		}
+		out := bytes.Clone(d)
+		if out[loc[1]-1] == '9' {
+			out[loc[1]-1] = '8'
+		} else {
+			out[loc[1]-1]++
+		}
+		return out
+	})
 	if v := f.verify(t, bad, false); !has(v, "signature does not match manifest.json") {
 		t.Errorf("a changed manifest: %v", v.Problems)
 	}
