@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -82,21 +81,12 @@ func Alertmanager(t testing.TB, config string) *AM {
 			"--cluster.listen-address=", // no gossip: a single instance, no extra port
 			"--log.level=info",
 		}
-		p, err := startProcess(bin, args, am.logPath)
-		if err != nil {
-			t.Fatalf("start alertmanager: %v", err)
-		}
-		err = waitReady(p, 30*time.Second, am.ready)
-		if err == nil {
-			am.proc = p
-			return am
-		}
-		_ = p.stop(5 * time.Second)
-		if errors.Is(err, errExited) && portInUse(am.logPath) && i < attempts {
+		p, retry := launch(t, "alertmanager", hostPort(am.port), bin, args, am.logPath, 30*time.Second, 5*time.Second, am.ready, i < attempts)
+		if retry {
 			continue // someone took the port between freePort and the bind
 		}
-		t.Logf("alertmanager log %s (tail):\n%s", am.logPath, logTail(am.logPath, 40))
-		t.Fatalf("start alertmanager on %s: %v", hostPort(am.port), err)
+		am.proc = p
+		return am
 	}
 }
 

@@ -54,23 +54,14 @@ func InfluxDB(t testing.TB) *Influx {
 		if err := in.writeConfig(); err != nil {
 			t.Fatalf("write influxd config: %v", err)
 		}
-		p, err := startProcess(bin, []string{"run", "-config", in.conf}, in.logPath)
-		if err != nil {
-			t.Fatalf("start influxd: %v", err)
-		}
 		// influxd 1.8 opens its shards before it serves HTTP; on a loaded machine that takes a
 		// few seconds.
-		err = waitReady(p, 90*time.Second, in.ping)
-		if err == nil {
-			in.proc = p
-			return in
-		}
-		_ = p.stop(10 * time.Second)
-		if errors.Is(err, errExited) && portInUse(in.logPath) && i < attempts {
+		p, retry := launch(t, "influxd", hostPort(in.port), bin, []string{"run", "-config", in.conf}, in.logPath, 90*time.Second, 10*time.Second, in.ping, i < attempts)
+		if retry {
 			continue // someone took a port between freePort and the bind
 		}
-		t.Logf("influxd log %s (tail):\n%s", in.logPath, logTail(in.logPath, 40))
-		t.Fatalf("start influxd on %s: %v", hostPort(in.port), err)
+		in.proc = p
+		return in
 	}
 }
 

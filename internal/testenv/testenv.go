@@ -175,6 +175,29 @@ var errExited = errors.New("server exited during startup")
 // waitReady polls ready until it succeeds, the process exits or timeout passes. A success is
 // only trusted while our process is still running: on a port race the answer could come from
 // whoever took the port.
+// launch starts a server and waits until ready answers. retry is true when the server exited
+// because another process took its port between choosing it and binding it, and another try
+// on new ports is allowed; any other failure ends the test with the server's log.
+func launch(t testing.TB, name, addr, bin string, args []string, logPath string, wait, stopWait time.Duration,
+	ready func(ctx context.Context) error, mayRetry bool) (p *process, retry bool) {
+	t.Helper()
+	p, err := startProcess(bin, args, logPath)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	err = waitReady(p, wait, ready)
+	if err == nil {
+		return p, false
+	}
+	_ = p.stop(stopWait)
+	if errors.Is(err, errExited) && portInUse(logPath) && mayRetry {
+		return nil, true
+	}
+	t.Logf("%s log %s (tail):\n%s", name, logPath, logTail(logPath, 40))
+	t.Fatalf("start %s on %s: %v", name, addr, err)
+	return nil, false
+}
+
 func waitReady(p *process, timeout time.Duration, ready func(ctx context.Context) error) error {
 	deadline := time.Now().Add(timeout)
 	var last error
