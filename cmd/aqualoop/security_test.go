@@ -251,6 +251,10 @@ func TestReadyzWhenBrokerIsDown(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Liveness stays 200, and says what is wrong with the broker.
+	if code, _, b := c.do("GET", "/healthz", "", "", ""); code != 200 || !strings.Contains(string(b), `"connected": false`) || !strings.Contains(string(b), `"last_error"`) {
+		t.Errorf("/healthz %d %s, want 200 naming the unreachable broker", code, b)
+	}
 	code, _, b := c.do("GET", "/readyz", "", "", "")
 	var r struct {
 		OK         bool

@@ -243,7 +243,9 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		Sites: sites, Engine: eng, Snapshots: eval, Inputs: st, Readings: st, Logger: o.Logger.With("component", "api"), Now: o.Now,
 		Health: func() (map[string]any, bool) {
 			return map[string]any{
-				"store":     map[string]any{"kind": storeKind(cfg)},
+				"store": map[string]any{"kind": storeKind(cfg)},
+				// Liveness does not depend on the broker (see /readyz), but says how it is.
+				"broker":    in.State(),
 				"partition": map[string]int{"index": cfg.Ingest.Partition.Index, "count": max(cfg.Ingest.Partition.Count, 1)},
 				"rejected":  map[string]float64{ingest.KindDecode: im.Rejected(ingest.KindDecode), ingest.KindTopic: im.Rejected(ingest.KindTopic), ingest.KindUnknownMeter: im.Rejected(ingest.KindUnknownMeter)},
 			}, true
