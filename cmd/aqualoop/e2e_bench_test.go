@@ -101,6 +101,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			cfg.DataDir = filepath.Join(dir, "data")
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			ready := make(chan string, 1)

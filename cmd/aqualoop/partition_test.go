@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,8 @@ func startInstance(t *testing.T, cfgPath string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Each instance keeps its own state (state.db) beside its config, across its restart.
+	cfg.DataDir = strings.TrimSuffix(cfgPath, ".yaml") + "-data"
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
