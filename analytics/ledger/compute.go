@@ -73,8 +73,11 @@ func (k stepKind) measured() bool {
 }
 
 // limit is the largest plausible volume over dt nanoseconds; only meaningful when Q4 is known.
+// The noise tolerance is added because a register counts in steps: a small meter read every
+// second (DN 50 at Q4 16 m³/h passes 0.0044 m³ a second) moves its 0.01 m³ register by a whole
+// count now and then, which is no spike.
 func (p *params) limit(dt int64) float64 {
-	return p.q4 * float64(dt) / float64(time.Hour) * p.tol
+	return p.q4*float64(dt)/float64(time.Hour)*p.tol + p.noise
 }
 
 // classify returns the volume of the step from a to b and its kind, for a totalizer.
@@ -509,7 +512,7 @@ func (p *params) samples(rs []collector.Reading) ([]sample, Stats) {
 //     known, so the ledger invents nothing: the bucket says Reset and lacks that volume until a
 //     replacement record supplies it.
 //   - any other drop: fault, Δ = 0.
-//   - Δ above Q4 × Δt × SpikeTolerance: spike, see below.
+//   - Δ above Q4 × Δt × SpikeTolerance plus the noise tolerance (a register count): spike, see below.
 //
 // Δ is spread over the interval as if the totalizer were linear between its two readings, so a
 // bucket [a, a+1m) gets T(min(a+1m, end)) − T(max(a, start)) from each interval it overlaps: the
