@@ -147,7 +147,12 @@ func (s *Influx) storedAt(ctx context.Context, keys []readingKey) (map[readingKe
 				for _, row := range se.Values {
 					r, err := rowReading(col, row)
 					if err != nil {
-						return nil, fmt.Errorf("look up stored readings of %s/%s: %w", site, meter, err)
+						// A torn point: influxd stored some of its fields and not the others
+						// (a large write is split into several WAL entries, and the server was
+						// killed between them). It is no reading; writing the whole reading again
+						// completes it, as InfluxDB merges the fields of one point.
+						s.logger.Warn("incomplete stored reading is written again", "site", site, "meter", meter, "err", err)
+						continue
 					}
 					r.Site, r.Meter = site, meter
 					out[readingKey{site, meter, r.Time.UnixNano()}] = r

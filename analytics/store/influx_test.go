@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -211,5 +213,43 @@ func TestInfluxSpecifics(t *testing.T) {
 				t.Errorf("WriteReadings = %v, want ErrRejected", err)
 			}
 		})
+	}
+}
+
+// TestInfluxTornReading: a point of which influxd kept only some fields (a write split over WAL
+// entries, the server killed between them) is no stored reading. Writing the reading again, as
+// ingest does after the failed write, completes the point instead of setting it aside or failing.
+func TestInfluxTornReading(t *testing.T) {
+	in := testenv.InfluxDB(t)
+	ctx := context.Background()
+	s, err := OpenInflux(ctx, InfluxConfig{URLs: []string{in.URL()}, Bucket: "torn/autogen", CreateDatabase: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := reading(site, "T", t0, 7, 42)
+	// Only the totalizer's value and quality reached the disk: no seq, edge, time_source, points.
+	line := fmt.Sprintf("reading,meter=T,site=%s total=42,total_q=0i %d\n", site, t0.UnixNano())
+	resp, err := http.Post(in.URL()+"/write?db=torn&rp=autogen", "text/plain", strings.NewReader(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("write the torn point: %s", resp.Status)
+	}
+	if _, err := s.Readings(ctx, site, "T", t0, t0.Add(1)); err == nil {
+		t.Fatal("the torn point reads as a reading; the test does not make one")
+	}
+	if err := s.WriteReadings(ctx, []collector.Reading{r}); err != nil {
+		t.Fatalf("writing over a torn point: %v", err)
+	}
+	got, err := s.Readings(ctx, site, "T", t0, t0.Add(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameReadings(t, "after the torn point was written again", got, []collector.Reading{r})
+	if cs, err := s.Conflicts(ctx, site, "T", t0, t0.Add(1)); err != nil || len(cs) != 0 {
+		t.Errorf("conflicts %v, %v: the completed reading was set aside", cs, err)
 	}
 }
