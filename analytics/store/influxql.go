@@ -168,7 +168,12 @@ func (s *Influx) readings(ctx context.Context, site, meter, q string) ([]collect
 		for _, row := range se.Values {
 			r, err := rowReading(col, row)
 			if err != nil {
-				return nil, err
+				// A point missing the fields every reading has (torn by a killed influxd) is
+				// no reading: skipped and said, so that one such row cannot stop the meter's
+				// ledger or an export. Ingest writes the whole reading again if it was not
+				// acknowledged, which completes the point.
+				s.logger.Warn("incomplete reading in InfluxDB skipped", "site", site, "meter", meter, "err", err)
+				continue
 			}
 			r.Site, r.Meter = site, meter
 			out = append(out, r)
