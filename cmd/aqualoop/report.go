@@ -101,8 +101,9 @@ func newMaker(cfg *platformConfig, sites []*analytics.Site, eng *engine.Engine, 
 	}), nil
 }
 
-// registerWho names the person behind a register write until the auth middleware supplies the
-// token's identity: the client address, so the entry still says where it came from.
+// registerWho names the person behind a register write: the caller's token, proxy user or session,
+// with its role; without one (auth: open) the client address, so the entry still says where it
+// came from.
 func registerWho(r *http.Request) string {
 	if p, ok := auth.FromContext(r.Context()); ok {
 		return p.Name + " (" + p.Role.String() + ", " + p.Via + ")"

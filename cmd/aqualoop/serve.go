@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/aqualoop/aqualoop/alerting"
+	"github.com/aqualoop/aqualoop/alerting/notify"
 	"github.com/aqualoop/aqualoop/analytics/api"
 	"github.com/aqualoop/aqualoop/analytics/api/auth"
 	"github.com/aqualoop/aqualoop/analytics/engine"
@@ -164,14 +165,14 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 		o.Logger.Info("production inputs loaded", "file", cfg.path(cfg.InputsFile), "count", n)
 	}
 	hl := newHealth(time.Now)
+	var disp *notify.Dispatcher
 	if o.Notify == nil && cfg.Alerting.notifying() {
-		disp, send, closeMQTT, err := newNotifier(ctx, cfg, state, reg, o.Logger.With("component", "notify"))
+		d, send, closeMQTT, err := newNotifier(ctx, cfg, state, reg, o.Logger.With("component", "notify"))
 		if err != nil {
 			return err
 		}
 		defer closeMQTT()
-		g.Go(func() error { return disp.Run(gctx) })
-		o.Notify = send
+		disp, o.Notify = d, send
 	}
 	alerts, err := newAlerting(ctx, cfg, sites, state, reg, o.Logger.With("component", "alerting"), o.Notify)
 	if err != nil {
@@ -279,6 +280,9 @@ func serve(ctx context.Context, cfg *platformConfig, o serveOptions) error {
 	srv := &http.Server{Handler: guard, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error { return eval.Run(gctx) })
 	g.Go(func() error { return alerts.Run(gctx) })
+	if disp != nil {
+		g.Go(func() error { return disp.Run(gctx) })
+	}
 	g.Go(func() error { return hub.Run(gctx) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error {
