@@ -103,7 +103,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 		fmt.Fprintf(stdout, "  Modbus TCP gateway tcp://%s, OPC UA server %s\n", plant.ModbusAddr(), plant.OPCUAEndpoint())
 		fmt.Fprintf(stdout, "  configs %s, data (SQLite store, platform state, edge spool) %s\n", o.ConfigDir, o.DataDir)
 		fmt.Fprintf(stdout, "  API: curl -H 'Authorization: Bearer %s' '%sapi/v1/sites/demo/indicators?period=hour'\n", o.Token, url)
-		fmt.Fprintf(stdout, "  ground truth: curl '%sapi/v1/sim/truth?period=hour'\n", url)
+		fmt.Fprintf(stdout, "  ground truth: curl -H 'Authorization: Bearer %s' '%sapi/v1/sim/truth?period=hour'\n", o.Token, url)
 		fmt.Fprintf(stdout, "  alerts: %sapi/v1/alerts (a leak is injected 3 simulated hours in, for one hour)\n", url)
 	}
 	return demo(ctx, o)
