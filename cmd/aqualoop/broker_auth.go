@@ -24,7 +24,7 @@ import (
 // deploy/mosquitto/aqualoop.acl so that an installation can move between the embedded broker and
 // Mosquitto with the same accounts (mosquitto_passwd files) and the same guarantees:
 //
-//   - the platform account reads every site's readings and edge status and writes dead letters;
+//   - the platform account reads every site's readings and edge status and writes dead letters and alerts;
 //   - any other account is a site: its user name is the site id, and it may only write its own
 //     site's meter readings and edge status (its last will included), and read nothing.
 type brokerAuth struct {
@@ -97,7 +97,7 @@ func brokerACL(user, platform, topic string, write bool) bool {
 	var grants []string
 	switch {
 	case user == platform && write:
-		grants = []string{root + "+/deadletter"}
+		grants = []string{root + "+/deadletter", root + "+/alerts"} // alerts: the notifier's MQTT receivers
 	case user == platform:
 		grants = []string{root + "+/meters/+", root + "+/edges/+/status"}
 	case write && wire.ValidID(user):
