@@ -48,7 +48,7 @@ const (
 
 var yearFirstHour = time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
 
-func benchParkSites(b *testing.B) []*analytics.Site {
+func benchParkSites(b testing.TB) []*analytics.Site {
 	var sites []*analytics.Site
 	for i := range parkSites {
 		var s analytics.Site
@@ -84,7 +84,7 @@ func yearInputs(sites []*analytics.Site) []engine.Input {
 	return ins
 }
 
-func parkYearSQLite(b *testing.B, sites []*analytics.Site) *SQLite {
+func parkYearSQLite(b testing.TB, sites []*analytics.Site) *SQLite {
 	path := filepath.Join(os.TempDir(), fmt.Sprintf("aqualoop-bench-park-year-%dx%d-v1.db", parkSites, meterPerSite))
 	done := path + ".complete"
 	if _, err := os.Stat(done); err != nil {
@@ -141,7 +141,7 @@ func parkYearSQLite(b *testing.B, sites []*analytics.Site) *SQLite {
 	return st
 }
 
-func parkYearInflux(b *testing.B, sites []*analytics.Site) *Influx {
+func parkYearInflux(b testing.TB, sites []*analytics.Site) *Influx {
 	in := testenv.InfluxDB(b)
 	// The roll-ups in their own retention policy with year-long shard groups, as
 	// docs/scale.md recommends; the buckets, inputs and results in autogen (weekly shards).

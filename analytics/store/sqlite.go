@@ -37,7 +37,8 @@ type SQLite struct {
 	delResult   *sql.Stmt
 	putResult   *sql.Stmt
 	getResults  *sql.Stmt
-	putBuckets  *sql.Stmt // bucketsUpsert of upsertChunk rows
+
+	upserts map[*upsert]*[upsertSizes]*sql.Stmt // multi-row writes by number of rows, prepared at open
 
 	totalsMu sync.Mutex
 	totals   map[string]*sql.Stmt // MeterTotals statements by shape of pieces
@@ -196,7 +197,6 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getBuckets, `SELECT meter, start, volume, flags, coverage FROM buckets INDEXED BY buckets_by_start
 		WHERE site = ? AND start >= ? AND start <= ? ORDER BY meter, start`)
 	prep(s.w, &s.putMeter, `INSERT INTO bucket_meters (site, meter) VALUES (?, ?) ON CONFLICT DO NOTHING`)
-	prep(s.w, &s.putBuckets, bucketsUpsert.full)
 	prep(s.w, &s.putInput, `INSERT INTO inputs (site, start, end, product, product_unit, output_value, steam)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (site, start) DO UPDATE SET end = excluded.end, product = excluded.product,
@@ -204,12 +204,15 @@ func (s *SQLite) prepare() error {
 	prep(s.r, &s.getInputs, `SELECT start, end, product, product_unit, output_value, steam FROM inputs
 		WHERE site = ? AND start < ? AND end > ? ORDER BY start`)
 	prep(s.w, &s.delResult, `DELETE FROM results WHERE site = ? AND boundary = ? AND period = ? AND start = ?`)
-	// One statement per result, its figures as a JSON object: the driver parses every statement
-	// it executes, so a statement per figure would parse a few hundred times a snapshot.
+	// One statement per result, its figures as a JSON object: a statement per figure would run
+	// a few hundred times a snapshot.
 	prep(s.w, &s.putResult, `INSERT INTO results (site, boundary, period, start, field, value)
 		SELECT ?, ?, ?, ?, key, value FROM json_each(?)`)
 	prep(s.r, &s.getResults, `SELECT start, field, value FROM results
 		WHERE site = ? AND boundary = ? AND period = ? AND start >= ? AND start <= ? ORDER BY start, field`)
+	if err == nil {
+		err = s.prepareUpserts()
+	}
 	if err != nil {
 		return fmt.Errorf("prepare statements: %w", err)
 	}
@@ -253,7 +256,7 @@ func (s *SQLite) WriteReadings(ctx context.Context, rs []collector.Reading) erro
 	}
 	received := time.Now()
 	return s.inTx(ctx, "write readings", func(tx *sql.Tx) error {
-		return insertReadings(ctx, tx, args, received)
+		return s.insertReadings(ctx, tx, args, received)
 	})
 }
 
@@ -275,7 +278,7 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 		meters[siteMeter{b.Site, b.Meter}] = true
 	}
 	return s.inTx(ctx, "write buckets", func(tx *sql.Tx) error {
-		if err := upsertRows(ctx, tx, bucketsUpsert, s.putBuckets, args); err != nil {
+		if err := s.upsertRows(ctx, tx, bucketsUpsert, args); err != nil {
 			return err
 		}
 		pm := tx.StmtContext(ctx, s.putMeter)
@@ -288,13 +291,14 @@ func (s *SQLite) WriteBuckets(ctx context.Context, bs []ledger.Bucket) error {
 	})
 }
 
-// upsert is an INSERT of many rows in one statement: the driver parses every statement it
-// executes unless it is prepared, and a statement per row would spend more time in the driver
-// than in SQLite. The full-size statement is prepared once.
+// upsert is an INSERT of many rows in one statement: a statement per row would spend more time
+// in the driver than in SQLite. Its statements are prepared once per number of rows, and the
+// driver (modernc.org/sqlite v1.62 and later) keeps a prepared statement compiled, so a write
+// costs binding and execution only, not parsing and code generation (with the roll-up triggers
+// on buckets, compiling was a quarter of a one-reading write).
 type upsert struct {
 	head, tail string
 	cols       int
-	full       string // the statement for upsertChunk rows
 }
 
 // readingCols is the number of values of a readings row.
@@ -306,15 +310,30 @@ const readingCols = 7
 // and the statements few (BenchmarkIngest, docs/performance.md).
 const upsertChunk = 64
 
+// upsertSizes is the number of statement sizes: the powers of two up to upsertChunk. A write of
+// n rows is cut into the binary digits of n (at most upsertSizes statements past the full
+// ones), so a handful of prepared statements serve every size.
+const upsertSizes = 7
+
 func newUpsert(head, tail string, cols int) *upsert {
-	u := &upsert{head: head, tail: tail, cols: cols}
-	u.full = u.sql(upsertChunk)
-	return u
+	return &upsert{head: head, tail: tail, cols: cols}
 }
 
 func (u *upsert) sql(rows int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", u.cols), ", ") + ")"
 	return u.head + " VALUES " + strings.TrimSuffix(strings.Repeat(row+", ", rows), ", ") + " " + u.tail
+}
+
+// chunkRows is the number of rows of the next statement for rows rows left: the largest power
+// of two not above them, at most upsertChunk; size is its index in upsertSizes.
+func chunkRows(rows int) (n, size int) {
+	n = upsertChunk
+	size = upsertSizes - 1
+	for n > rows {
+		n >>= 1
+		size--
+	}
+	return n, size
 }
 
 var (
@@ -328,21 +347,35 @@ var (
 			volume = excluded.volume, flags = excluded.flags, coverage = excluded.coverage`, 6)
 )
 
-// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows; full
-// is u.full prepared.
-func upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, full *sql.Stmt, args []any) error {
-	var fst *sql.Stmt
-	for len(args) > 0 {
-		n := min(len(args)/u.cols, upsertChunk)
-		var err error
-		if n == upsertChunk {
-			if fst == nil {
-				fst = tx.StmtContext(ctx, full)
+// prepareUpserts prepares every size of every multi-row write on the writer, at open: the
+// writer has a single connection, which a transaction holds, so nothing can be prepared
+// outside the transaction later, and a statement prepared in a transaction ends with it.
+func (s *SQLite) prepareUpserts() error {
+	s.upserts = map[*upsert]*[upsertSizes]*sql.Stmt{}
+	for _, u := range []*upsert{readingsInsert, bucketsUpsert} {
+		sts := new([upsertSizes]*sql.Stmt)
+		s.upserts[u] = sts
+		for size := range upsertSizes {
+			st, err := s.w.Prepare(u.sql(1 << size))
+			if err != nil {
+				return fmt.Errorf("prepare %d-row write: %w", 1<<size, err)
 			}
-			_, err = fst.ExecContext(ctx, args[:n*u.cols]...)
-		} else {
-			_, err = tx.ExecContext(ctx, u.sql(n), args[:n*u.cols]...)
+			sts[size] = st
 		}
+	}
+	return nil
+}
+
+// upsertStmt returns u's statement of 1<<size rows in tx.
+func (s *SQLite) upsertStmt(ctx context.Context, tx *sql.Tx, u *upsert, size int) *sql.Stmt {
+	return tx.StmtContext(ctx, s.upserts[u][size])
+}
+
+// upsertRows writes args, u.cols values a row, in statements of at most upsertChunk rows.
+func (s *SQLite) upsertRows(ctx context.Context, tx *sql.Tx, u *upsert, args []any) error {
+	for len(args) > 0 {
+		n, size := chunkRows(len(args) / u.cols)
+		_, err := s.upsertStmt(ctx, tx, u, size).ExecContext(ctx, args[:n*u.cols]...)
 		if err != nil {
 			return fmt.Errorf("%d rows from %v/%v at %v: %w", n, args[0], args[1], args[2], err)
 		}
@@ -475,9 +508,16 @@ func (s *SQLite) Buckets(ctx context.Context, site string, from, to time.Time) (
 func (s *SQLite) Close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.getReadings, s.getLast, s.getBuckets,
-		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults, s.putBuckets} {
+		s.putMeter, s.putInput, s.getInputs, s.delResult, s.putResult, s.getResults} {
 		if st != nil {
 			errs = append(errs, st.Close())
+		}
+	}
+	for _, sts := range s.upserts {
+		for _, st := range sts {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
 		}
 	}
 	s.totalsMu.Lock()

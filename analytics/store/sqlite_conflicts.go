@@ -36,21 +36,17 @@ func (s *SQLite) createConflicts(ctx context.Context) error {
 // insertReadings inserts rows of readingCols values each; a row whose (site, meter, time) is
 // stored already, or comes earlier in args, is not inserted but set aside with
 // setAsideConflicts, which keeps it only if its content differs.
-func insertReadings(ctx context.Context, tx *sql.Tx, args []any, received time.Time) error {
+func (s *SQLite) insertReadings(ctx context.Context, tx *sql.Tx, args []any, received time.Time) error {
 	type key struct {
 		site, meter string
 		time        int64
 	}
 	var rest []any
 	for len(args) > 0 {
-		n := min(len(args)/readingCols, upsertChunk)
+		n, size := chunkRows(len(args) / readingCols)
 		chunk := args[:n*readingCols]
 		args = args[n*readingCols:]
-		q := readingsInsert.full
-		if n < upsertChunk {
-			q = readingsInsert.sql(n)
-		}
-		rows, err := tx.QueryContext(ctx, q, chunk...)
+		rows, err := s.upsertStmt(ctx, tx, readingsInsert, size).QueryContext(ctx, chunk...)
 		if err != nil {
 			return fmt.Errorf("%d rows from %v/%v at %v: %w", n, chunk[0], chunk[1], chunk[2], err)
 		}
