@@ -156,6 +156,9 @@ func (s *Influx) writeRollup(ctx context.Context, measurement, site string, rows
 	return s.writePointsTo(ctx, s.roller, "write "+measurement, pts)
 }
 
+// torn is how many times MeterTotals reads when it finds a point with some of its fields only.
+const torn = 5
+
 // MeterTotals sums a site's buckets with from <= start < to per meter, in meter order: one
 // request of up to five aggregate statements (buckets at the edges, hour and day roll-ups
 // inside), with the union of flags from MIN and MAX of the flags, and a second request only
@@ -184,54 +187,90 @@ func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Tim
 		stmts[i] = fmt.Sprintf(`SELECT SUM("volume") AS "volume", SUM("coverage") AS "coverage", %s AS "n", MIN("flags") AS "lo", MAX("flags") AS "hi" FROM %s WHERE "site" = %s AND time >= %d AND time <= %d GROUP BY "meter"`,
 			count, s.from(measurement(p)), quoteString(site), p.lo, p.hi)
 	}
-	ss, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
-	if err != nil {
-		return nil, fmt.Errorf("sum buckets of %s in %s: %w", site, s.base.Redacted(), err)
-	}
 	type acc struct {
 		t      engine.MeterTotal
 		lo, hi int64
 		seen   bool
 	}
-	byMeter := map[string]*acc{}
-	for _, se := range ss {
-		col := se.col()
-		meter := se.Tags["meter"]
-		for _, row := range se.Values {
-			if row[col["volume"]] == nil {
-				// A series of the shard with no point in the range: InfluxDB answers nulls.
-				continue
+	var byMeter map[string]*acc
+	// sum reads the pieces once; it reports incomplete when a point was caught half written.
+	sum := func() (incomplete bool, err error) {
+		ss, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
+		if err != nil {
+			return false, fmt.Errorf("sum buckets of %s in %s: %w", site, s.base.Redacted(), err)
+		}
+		byMeter = map[string]*acc{}
+		for _, se := range ss {
+			col := se.col()
+			meter := se.Tags["meter"]
+			for _, row := range se.Values {
+				nulls := 0
+				for _, c := range []string{"volume", "coverage", "n", "lo", "hi"} {
+					if row[col[c]] == nil {
+						nulls++
+					}
+				}
+				switch nulls {
+				case 0:
+				case 5:
+					// A series of the shard with no point in the range: InfluxDB answers nulls.
+					continue
+				default:
+					// InfluxDB stores each field of a point on its own, so a query that runs
+					// while a point is written can see its volume and not yet its coverage.
+					return true, nil
+				}
+				a := byMeter[meter]
+				if a == nil {
+					a = &acc{t: engine.MeterTotal{Meter: meter}}
+					byMeter[meter] = a
+				}
+				v, err := asFloat(row[col["volume"]])
+				if err != nil {
+					return false, fmt.Errorf("sum buckets of %s: %s: volume: %w", site, meter, err)
+				}
+				c, err := asFloat(row[col["coverage"]])
+				if err != nil {
+					return false, fmt.Errorf("sum buckets of %s: %s: coverage: %w", site, meter, err)
+				}
+				n, err := asInt(row[col["n"]])
+				if err != nil {
+					return false, fmt.Errorf("sum buckets of %s: %s: count: %w", site, meter, err)
+				}
+				flo, err1 := asInt(row[col["lo"]])
+				fhi, err2 := asInt(row[col["hi"]])
+				if err1 != nil || err2 != nil {
+					return false, fmt.Errorf("sum buckets of %s: %s: flags: %v %v", site, meter, err1, err2)
+				}
+				a.t.Volume += v
+				a.t.Coverage += c
+				a.t.Buckets += int(n)
+				if !a.seen {
+					a.lo, a.hi, a.seen = flo, fhi, true
+				} else {
+					a.lo, a.hi = min(a.lo, flo), max(a.hi, fhi)
+				}
 			}
-			a := byMeter[meter]
-			if a == nil {
-				a = &acc{t: engine.MeterTotal{Meter: meter}}
-				byMeter[meter] = a
-			}
-			v, err := asFloat(row[col["volume"]])
-			if err != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: volume: %w", site, meter, err)
-			}
-			c, err := asFloat(row[col["coverage"]])
-			if err != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: coverage: %w", site, meter, err)
-			}
-			n, err := asInt(row[col["n"]])
-			if err != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: count: %w", site, meter, err)
-			}
-			flo, err1 := asInt(row[col["lo"]])
-			fhi, err2 := asInt(row[col["hi"]])
-			if err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("sum buckets of %s: %s: flags: %v %v", site, meter, err1, err2)
-			}
-			a.t.Volume += v
-			a.t.Coverage += c
-			a.t.Buckets += int(n)
-			if !a.seen {
-				a.lo, a.hi, a.seen = flo, fhi, true
-			} else {
-				a.lo, a.hi = min(a.lo, flo), max(a.hi, fhi)
-			}
+		}
+		return false, nil
+	}
+	for attempt := 1; ; attempt++ {
+		incomplete, err := sum()
+		if err != nil {
+			return nil, err
+		}
+		if !incomplete {
+			break
+		}
+		if attempt == torn {
+			// Still half a point: a write cut off by a crash, which the next write of that
+			// bucket completes (its ledger writes it again).
+			return nil, fmt.Errorf("sum buckets of %s: a point in [%s, %s) has some of its fields only", site, from.Format(time.RFC3339), to.Format(time.RFC3339))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 10 * time.Millisecond):
 		}
 	}
 	if len(byMeter) == 0 {

@@ -207,3 +207,66 @@ func BenchmarkEndToEnd(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBrokerFloor is BenchmarkEndToEnd without the platform: the same publisher and
+// readings, the same Mosquitto, and a paho subscriber at QoS 1 with a persistent session (as
+// serve subscribes) that only counts what it receives. Its CPU per 1 000 readings is what
+// moving the readings through the broker costs before anything is decoded or stored: the floor
+// under BenchmarkEndToEnd on the same machine.
+func BenchmarkBrokerFloor(b *testing.B) {
+	root := filepath.Dir(b.TempDir())
+	broker := testenv.Mosquitto(b)
+	got := make(chan struct{}, 1<<16)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("floor-subscriber").
+		SetCleanSession(false).SetOrderMatters(true).
+		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { got <- struct{}{} }))
+	if tok := sub.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		b.Fatalf("connect subscriber: %v", tok.Error())
+	}
+	defer sub.Disconnect(250)
+	if tok := sub.Subscribe(wire.Root+"/+/meters/+", 1, nil); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		b.Fatalf("subscribe: %v", tok.Error())
+	}
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("floor-publisher").SetCleanSession(true).SetMaxResumePubInFlight(1000))
+	if tok := pub.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+		b.Fatalf("connect publisher: %v", tok.Error())
+	}
+	defer pub.Disconnect(250)
+	const minutes = 200
+	base := time.Now().Add(-30 * 24 * time.Hour).Truncate(time.Hour)
+	step, total := 0, 0
+	self0, srv0 := cpuOf(b, root)
+	for b.Loop() {
+		toks := make([]mqtt.Token, 0, minutes*e2eMeters)
+		for range minutes {
+			for m := range e2eMeters {
+				r := collector.Reading{Site: "e2e", Meter: fmt.Sprintf("M%03d", m), Edge: "edge-1", Seq: uint64(step + 1),
+					Time: base.Add(time.Duration(step) * time.Minute), TimeSource: collector.TimeSourceDevice,
+					Points: []collector.Point{{Name: collector.PointTotal, Value: 1000 + 1.25*float64(step), Unit: "m3"}, {Name: collector.PointFlow, Value: 75, Unit: "m3/h"}}}
+				p, err := wire.Encode(r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				toks = append(toks, pub.Publish(wire.ReadingTopic(r.Site, r.Meter), 1, false, p))
+			}
+			step++
+		}
+		for range minutes * e2eMeters {
+			select {
+			case <-got:
+			case <-time.After(60 * time.Second):
+				b.Fatal("the subscriber stopped receiving")
+			}
+		}
+		for _, tok := range toks {
+			if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+				b.Fatalf("publish: %v", tok.Error())
+			}
+		}
+		total += minutes * e2eMeters
+	}
+	self1, srv1 := cpuOf(b, root)
+	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "readings/s")
+	b.ReportMetric(float64(self1-self0)/float64(time.Millisecond)/float64(total)*1000, "proc-cpu-ms/1000")
+	b.ReportMetric(float64(srv1-srv0)/float64(time.Millisecond)/float64(total)*1000, "servers-cpu-ms/1000")
+}
