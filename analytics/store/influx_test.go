@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aqualoop/aqualoop/analytics/ledger"
 	"github.com/aqualoop/aqualoop/collector"
 	"github.com/aqualoop/aqualoop/collector/config"
 	"github.com/aqualoop/aqualoop/internal/testenv"
@@ -254,5 +255,40 @@ func TestInfluxTornReading(t *testing.T) {
 	sameReadings(t, "after the torn point was written again", got, []collector.Reading{r})
 	if cs, err := s.Conflicts(ctx, site, "T", t0, t0.Add(1)); err != nil || len(cs) != 0 {
 		t.Errorf("conflicts %v, %v: the completed reading was set aside", cs, err)
+	}
+}
+
+// TestInfluxTornBucket: influxd stores each field of a point on its own, so a bucket can be
+// seen (mid-write, or for good after a crash) with its volume and without its coverage.
+// MeterTotals must not count such a half: it reads again and, if the point stays torn, fails
+// with an error that says so; once the ledger writes the bucket again, the sum is whole.
+func TestInfluxTornBucket(t *testing.T) {
+	in := testenv.InfluxDB(t)
+	in.CreateDatabase(t, "tornb")
+	ctx := context.Background()
+	s, err := OpenInflux(ctx, InfluxConfig{URLs: []string{in.URL()}, Bucket: "tornb/autogen"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	line := fmt.Sprintf("volume,meter=T,site=%s volume=2.5 %d\n", site, t0.UnixNano())
+	resp, err := http.Post(in.URL()+"/write?db=tornb&rp=autogen", "text/plain", strings.NewReader(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("write the torn point: %s", resp.Status)
+	}
+	if ts, err := s.MeterTotals(ctx, site, t0, t0.Add(time.Minute)); err == nil || !strings.Contains(err.Error(), "some of its fields only") {
+		t.Fatalf("MeterTotals over a torn bucket: %v, %v; want the torn point's error", ts, err)
+	}
+	b := ledger.Bucket{Site: site, Meter: "T", Start: t0, Volume: 2.5, Coverage: 1}
+	if err := s.WriteBuckets(ctx, []ledger.Bucket{b}); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := s.MeterTotals(ctx, site, t0, t0.Add(time.Minute))
+	if err != nil || len(ts) != 1 || ts[0].Volume != 2.5 || ts[0].Coverage != 1 || ts[0].Buckets != 1 {
+		t.Fatalf("after the bucket was written again: %+v, %v", ts, err)
 	}
 }
