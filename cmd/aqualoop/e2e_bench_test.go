@@ -17,6 +17,7 @@ import (
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/store"
 	"github.com/aqualoop/aqualoop/collector"
+	"github.com/aqualoop/aqualoop/collector/publish"
 	"github.com/aqualoop/aqualoop/collector/wire"
 	"github.com/aqualoop/aqualoop/internal/testenv"
 )
@@ -137,7 +138,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 				defer st.Close()
 				q = st
 			}
-			pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("e2e-publisher").SetCleanSession(true).SetMaxResumePubInFlight(1000))
+			pub := mqtt.NewClient(benchClientOptions(b, broker.URL(), "e2e-publisher", true).SetMaxResumePubInFlight(1000))
 			if tok := pub.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 				b.Fatalf("connect publisher: %v", tok.Error())
 			}
@@ -217,8 +218,7 @@ func BenchmarkBrokerFloor(b *testing.B) {
 	root := filepath.Dir(b.TempDir())
 	broker := testenv.Mosquitto(b)
 	got := make(chan struct{}, 1<<16)
-	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("floor-subscriber").
-		SetCleanSession(false).SetOrderMatters(true).
+	sub := mqtt.NewClient(benchClientOptions(b, broker.URL(), "floor-subscriber", false).SetOrderMatters(true).
 		SetDefaultPublishHandler(func(mqtt.Client, mqtt.Message) { got <- struct{}{} }))
 	if tok := sub.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		b.Fatalf("connect subscriber: %v", tok.Error())
@@ -227,7 +227,7 @@ func BenchmarkBrokerFloor(b *testing.B) {
 	if tok := sub.Subscribe(wire.Root+"/+/meters/+", 1, nil); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		b.Fatalf("subscribe: %v", tok.Error())
 	}
-	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("floor-publisher").SetCleanSession(true).SetMaxResumePubInFlight(1000))
+	pub := mqtt.NewClient(benchClientOptions(b, broker.URL(), "floor-publisher", true).SetMaxResumePubInFlight(1000))
 	if tok := pub.Connect(); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 		b.Fatalf("connect publisher: %v", tok.Error())
 	}
@@ -269,4 +269,16 @@ func BenchmarkBrokerFloor(b *testing.B) {
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "readings/s")
 	b.ReportMetric(float64(self1-self0)/float64(time.Millisecond)/float64(total)*1000, "proc-cpu-ms/1000")
 	b.ReportMetric(float64(srv1-srv0)/float64(time.Millisecond)/float64(total)*1000, "servers-cpu-ms/1000")
+}
+
+// benchClientOptions are the paho options an edge or the platform uses (publish.Broker), for
+// the benchmarks' own publisher and subscriber.
+func benchClientOptions(b *testing.B, url, id string, clean bool) *mqtt.ClientOptions {
+	br := publish.Broker{Servers: []string{url}, ClientID: id, CleanSession: clean}
+	br.Default()
+	o, err := br.ClientOptions()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return o
 }

@@ -163,6 +163,7 @@ func (b *Broker) ClientOptions() (*mqtt.ClientOptions, error) {
 	o.SetConnectRetry(true)
 	o.SetConnectRetryInterval(time.Second)
 	o.SetMaxReconnectInterval(b.MaxReconnectInterval)
+	o.SetCustomOpenConnectionFn(openConn)
 	if b.Username != "" {
 		pw, err := b.password()
 		if err != nil {
