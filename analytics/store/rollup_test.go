@@ -61,6 +61,64 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// TestSplitMonths checks splitMonths as TestSplit checks split, and that its month pieces are
+// whole UTC calendar months with no whole month left in a run of days.
+func TestSplitMonths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	isMonthStart := func(x int64) bool { return floorMonth(x) == x }
+	months := 0
+	check := func(lo, hi int64) {
+		ps := splitMonths(lo, hi)
+		next := lo
+		for _, p := range ps {
+			if p.lo != next || p.hi < p.lo {
+				t.Fatalf("splitMonths(%d, %d) = %+v: gap or overlap at %d", lo, hi, ps, next)
+			}
+			switch p.kind {
+			case fromMonths:
+				months++
+				if !isMonthStart(p.lo) || !isMonthStart(p.hi+1) {
+					t.Fatalf("splitMonths(%d, %d): piece %+v is not whole months", lo, hi, p)
+				}
+			case fromDays:
+				if p.lo%dayNs != 0 || (p.hi+1)%dayNs != 0 {
+					t.Fatalf("splitMonths(%d, %d): piece %+v is not whole days", lo, hi, p)
+				}
+				if m0 := ceilMonth(p.lo); m0 < p.hi && ceilMonth(m0+1) <= p.hi+1 {
+					t.Fatalf("splitMonths(%d, %d): days %+v hold the whole month from %v", lo, hi, p, fromNanos(m0))
+				}
+			}
+			next = p.hi + 1
+		}
+		if next != hi+1 {
+			t.Fatalf("splitMonths(%d, %d) = %+v ends at %d", lo, hi, ps, next-1)
+		}
+	}
+	for range 5000 {
+		lo := base + rng.Int64N(400*dayNs) - 200*dayNs
+		hi := lo + rng.Int64N(400*dayNs)
+		switch rng.IntN(4) {
+		case 0:
+			lo = floorMonth(lo)
+		case 1:
+			lo = floorTo(lo, dayNs)
+		}
+		if rng.IntN(3) == 0 {
+			hi = floorMonth(hi) - 1
+		}
+		if hi >= lo {
+			check(lo, hi)
+		}
+	}
+	if months < 2000 {
+		t.Errorf("only %d month pieces in 5000 ranges", months)
+	}
+	for _, r := range [][2]int64{{minNanos, maxNanos}, {maxNanos - 5, maxNanos}, {minNanos, minNanos + 5}, {maxNanos - 90*dayNs, maxNanos}, {minNanos, minNanos + 90*dayNs}} {
+		check(r[0], r[1])
+	}
+}
+
 func TestRollupsSQLite(t *testing.T) {
 	s, err := OpenSQLite(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
