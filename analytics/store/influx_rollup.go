@@ -156,99 +156,138 @@ func (s *Influx) writeRollup(ctx context.Context, measurement, site string, rows
 	return s.writePointsTo(ctx, s.roller, "write "+measurement, pts)
 }
 
-// torn is how many times MeterTotals reads when it finds a point with some of its fields only.
+// torn is how many times MeterTotals reads when it finds a point with some of its fields only,
+// or a packed row with some of its parts only.
 const torn = 5
 
-// MeterTotals sums a site's buckets with from <= start < to per meter, in meter order: one
-// request of up to five aggregate statements (buckets at the edges, hour and day roll-ups
-// inside), with the union of flags from MIN and MAX of the flags, and a second request only
-// for meters whose flags differ.
+// packedMeasurement is where a piece of each roll-up kind is read.
+var packedMeasurement = map[rangeKind]string{fromHours: "site_hour", fromDays: "site_day", fromMonths: "site_month"}
+
+// MeterTotals sums a site's buckets with from <= start < to per meter, in meter order. The
+// period is cut by splitMonths; all pieces go in one request: the buckets at the ragged edges
+// summed per meter by influxd (MIN and MAX of their flags give the union unless they differ,
+// when a second request reads those meters' flags), the hours, days and months inside read as
+// packed rows and summed here, flags ORed exactly.
 func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Time) ([]engine.MeterTotal, error) {
 	lo, hi, ok := bounds(from, to)
 	if !ok {
 		return nil, nil
 	}
-	pieces := split(lo, hi)
-	measurement := func(p piece) string {
-		switch p.kind {
-		case fromHours:
-			return "volume_hour"
-		case fromDays:
-			return "volume_day"
-		}
-		return "volume"
-	}
+	pieces := splitMonths(lo, hi)
 	stmts := make([]string, len(pieces))
+	var bucketPieces []piece
 	for i, p := range pieces {
-		count := `COUNT("volume")`
-		if p.kind != fromBuckets {
-			count = `SUM("n")`
+		if p.kind == fromBuckets {
+			bucketPieces = append(bucketPieces, p)
+			stmts[i] = fmt.Sprintf(`SELECT SUM("volume") AS "volume", SUM("coverage") AS "coverage", COUNT("volume") AS "n", MIN("flags") AS "lo", MAX("flags") AS "hi" FROM %s WHERE "site" = %s AND time >= %d AND time <= %d GROUP BY "meter"`,
+				s.from("volume"), quoteString(site), p.lo, p.hi)
+			continue
 		}
-		stmts[i] = fmt.Sprintf(`SELECT SUM("volume") AS "volume", SUM("coverage") AS "coverage", %s AS "n", MIN("flags") AS "lo", MAX("flags") AS "hi" FROM %s WHERE "site" = %s AND time >= %d AND time <= %d GROUP BY "meter"`,
-			count, s.from(measurement(p)), quoteString(site), p.lo, p.hi)
+		stmts[i] = fmt.Sprintf(`SELECT "part", %s FROM %s WHERE "site" = %s AND time >= %d AND time <= %d`,
+			quoteIdent(packedField), s.from(packedMeasurement[p.kind]), quoteString(site), p.lo, p.hi)
 	}
 	type acc struct {
 		t      engine.MeterTotal
-		lo, hi int64
-		seen   bool
+		lo, hi int64 // MIN and MAX of the flags in the bucket pieces
+		inBkts bool  // the meter has buckets in a bucket piece
 	}
 	var byMeter map[string]*acc
+	get := func(meter string) *acc {
+		a := byMeter[meter]
+		if a == nil {
+			a = &acc{t: engine.MeterTotal{Meter: meter}}
+			byMeter[meter] = a
+		}
+		return a
+	}
 	// sum reads the pieces once; it reports incomplete when a point was caught half written.
 	sum := func() (incomplete bool, err error) {
-		ss, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
+		res, err := s.queryStatements(ctx, s.db, stmts)
 		if err != nil {
 			return false, fmt.Errorf("sum buckets of %s in %s: %w", site, s.base.Redacted(), err)
 		}
 		byMeter = map[string]*acc{}
-		for _, se := range ss {
-			col := se.col()
-			meter := se.Tags["meter"]
-			for _, row := range se.Values {
-				nulls := 0
-				for _, c := range []string{"volume", "coverage", "n", "lo", "hi"} {
-					if row[col[c]] == nil {
-						nulls++
+		for i, p := range pieces {
+			if p.kind != fromBuckets {
+				rows := packedRows{}
+				for _, se := range res[i] {
+					col := se.col()
+					for _, row := range se.Values {
+						at, err := asInt(row[col["time"]])
+						if err != nil {
+							return false, fmt.Errorf("sum %s of %s: time: %w", packedMeasurement[p.kind], site, err)
+						}
+						part, _ := row[col["part"]].(string)
+						text, ok := row[col[packedField]].(string)
+						if !ok {
+							return false, fmt.Errorf("sum %s of %s at %v: field %s is %T, not a string", packedMeasurement[p.kind], site, fromNanos(at), packedField, row[col[packedField]])
+						}
+						if err := rows.add(at, part, text); err != nil {
+							return false, fmt.Errorf("sum %s of %s at %v: %w", packedMeasurement[p.kind], site, fromNanos(at), err)
+						}
 					}
 				}
-				switch nulls {
-				case 0:
-				case 5:
-					// A series of the shard with no point in the range: InfluxDB answers nulls.
-					continue
-				default:
-					// InfluxDB stores each field of a point on its own, so a query that runs
-					// while a point is written can see its volume and not yet its coverage.
+				if !rows.whole() {
+					// A row rewritten with more parts, caught in the middle.
 					return true, nil
 				}
-				a := byMeter[meter]
-				if a == nil {
-					a = &acc{t: engine.MeterTotal{Meter: meter}}
-					byMeter[meter] = a
+				for _, r := range rows {
+					for _, m := range r.rows {
+						a := get(m.meter)
+						a.t.Volume += m.volume
+						a.t.Coverage += m.coverage
+						a.t.Buckets += int(m.n)
+						a.t.Flags |= m.flags
+					}
 				}
-				v, err := asFloat(row[col["volume"]])
-				if err != nil {
-					return false, fmt.Errorf("sum buckets of %s: %s: volume: %w", site, meter, err)
-				}
-				c, err := asFloat(row[col["coverage"]])
-				if err != nil {
-					return false, fmt.Errorf("sum buckets of %s: %s: coverage: %w", site, meter, err)
-				}
-				n, err := asInt(row[col["n"]])
-				if err != nil {
-					return false, fmt.Errorf("sum buckets of %s: %s: count: %w", site, meter, err)
-				}
-				flo, err1 := asInt(row[col["lo"]])
-				fhi, err2 := asInt(row[col["hi"]])
-				if err1 != nil || err2 != nil {
-					return false, fmt.Errorf("sum buckets of %s: %s: flags: %v %v", site, meter, err1, err2)
-				}
-				a.t.Volume += v
-				a.t.Coverage += c
-				a.t.Buckets += int(n)
-				if !a.seen {
-					a.lo, a.hi, a.seen = flo, fhi, true
-				} else {
-					a.lo, a.hi = min(a.lo, flo), max(a.hi, fhi)
+				continue
+			}
+			for _, se := range res[i] {
+				col := se.col()
+				meter := se.Tags["meter"]
+				for _, row := range se.Values {
+					nulls := 0
+					for _, c := range []string{"volume", "coverage", "n", "lo", "hi"} {
+						if row[col[c]] == nil {
+							nulls++
+						}
+					}
+					switch nulls {
+					case 0:
+					case 5:
+						// A series of the shard with no point in the range: InfluxDB answers nulls.
+						continue
+					default:
+						// InfluxDB stores each field of a point on its own, so a query that runs
+						// while a point is written can see its volume and not yet its coverage.
+						return true, nil
+					}
+					v, err := asFloat(row[col["volume"]])
+					if err != nil {
+						return false, fmt.Errorf("sum buckets of %s: %s: volume: %w", site, meter, err)
+					}
+					c, err := asFloat(row[col["coverage"]])
+					if err != nil {
+						return false, fmt.Errorf("sum buckets of %s: %s: coverage: %w", site, meter, err)
+					}
+					n, err := asInt(row[col["n"]])
+					if err != nil {
+						return false, fmt.Errorf("sum buckets of %s: %s: count: %w", site, meter, err)
+					}
+					flo, err1 := asInt(row[col["lo"]])
+					fhi, err2 := asInt(row[col["hi"]])
+					if err1 != nil || err2 != nil {
+						return false, fmt.Errorf("sum buckets of %s: %s: flags: %v %v", site, meter, err1, err2)
+					}
+					a := get(meter)
+					a.t.Volume += v
+					a.t.Coverage += c
+					a.t.Buckets += int(n)
+					if !a.inBkts {
+						a.lo, a.hi, a.inBkts = flo, fhi, true
+					} else {
+						a.lo, a.hi = min(a.lo, flo), max(a.hi, fhi)
+					}
 				}
 			}
 		}
@@ -265,7 +304,7 @@ func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Tim
 		if attempt == torn {
 			// Still half a point: a write cut off by a crash, which the next write of that
 			// bucket completes (its ledger writes it again).
-			return nil, fmt.Errorf("sum buckets of %s: a point in [%s, %s) has some of its fields only", site, from.Format(time.RFC3339), to.Format(time.RFC3339))
+			return nil, fmt.Errorf("sum buckets of %s: a point in [%s, %s) has some of its fields or parts only", site, from.Format(time.RFC3339), to.Format(time.RFC3339))
 		}
 		select {
 		case <-ctx.Done():
@@ -278,35 +317,23 @@ func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Tim
 	}
 	var mixed []string
 	for m, a := range byMeter {
+		if !a.inBkts {
+			continue
+		}
 		if a.lo == a.hi {
-			a.t.Flags = ledger.Flag(a.hi)
+			a.t.Flags |= ledger.Flag(a.hi)
 		} else {
 			mixed = append(mixed, m)
 		}
 	}
 	if len(mixed) > 0 {
-		slices.Sort(mixed)
-		for i, p := range pieces {
-			stmts[i] = fmt.Sprintf(`SELECT DISTINCT("flags") AS "flags" FROM %s WHERE "site" = %s AND %s AND time >= %d AND time <= %d GROUP BY "meter"`,
-				s.from(measurement(p)), quoteString(site), meterFilter(mixed), p.lo, p.hi)
-		}
-		fs, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
-		if err != nil {
-			return nil, fmt.Errorf("read bucket flags of %s in %s: %w", site, s.base.Redacted(), err)
-		}
-		for _, se := range fs {
-			col := se.col()
-			a := byMeter[se.Tags["meter"]]
-			if a == nil {
-				continue
+		if err := s.bucketFlags(ctx, site, bucketPieces, mixed, byMeterFlags(func(m string) *ledger.Flag {
+			if a := byMeter[m]; a != nil {
+				return &a.t.Flags
 			}
-			for _, row := range se.Values {
-				f, err := asInt(row[col["flags"]])
-				if err != nil {
-					return nil, fmt.Errorf("read bucket flags of %s: %s: %w", site, a.t.Meter, err)
-				}
-				a.t.Flags |= ledger.Flag(f)
-			}
+			return nil
+		})); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]engine.MeterTotal, 0, len(byMeter))
@@ -314,6 +341,78 @@ func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Tim
 		out = append(out, a.t)
 	}
 	slices.SortFunc(out, func(a, b engine.MeterTotal) int { return cmp.Compare(a.Meter, b.Meter) })
+	return out, nil
+}
+
+// byMeterFlags finds the flags to OR a meter's into (nil: not asked for).
+type byMeterFlags func(meter string) *ledger.Flag
+
+// bucketFlags ORs into flags the distinct flags of the meters' buckets in the pieces.
+func (s *Influx) bucketFlags(ctx context.Context, site string, pieces []piece, meters []string, flags byMeterFlags) error {
+	slices.Sort(meters)
+	stmts := make([]string, len(pieces))
+	for i, p := range pieces {
+		stmts[i] = fmt.Sprintf(`SELECT DISTINCT("flags") AS "flags" FROM %s WHERE "site" = %s AND %s AND time >= %d AND time <= %d GROUP BY "meter"`,
+			s.from("volume"), quoteString(site), meterFilter(meters), p.lo, p.hi)
+	}
+	fs, err := s.query(ctx, http.MethodGet, s.db, strings.Join(stmts, "; "))
+	if err != nil {
+		return fmt.Errorf("read bucket flags of %s in %s: %w", site, s.base.Redacted(), err)
+	}
+	for _, se := range fs {
+		col := se.col()
+		meter := se.Tags["meter"]
+		into := flags(meter)
+		if into == nil {
+			continue
+		}
+		for _, row := range se.Values {
+			f, err := asInt(row[col["flags"]])
+			if err != nil {
+				return fmt.Errorf("read bucket flags of %s: %s: %w", site, meter, err)
+			}
+			*into |= ledger.Flag(f)
+		}
+	}
+	return nil
+}
+
+// measurements lists the measurements of the database.
+func (s *Influx) measurements(ctx context.Context) (map[string]bool, error) {
+	ms, err := s.query(ctx, http.MethodGet, s.db, "SHOW MEASUREMENTS")
+	if err != nil {
+		return nil, fmt.Errorf("list measurements: %w", err)
+	}
+	have := map[string]bool{}
+	for _, se := range ms {
+		for _, row := range se.Values {
+			if name, ok := row[0].(string); ok {
+				have[name] = true
+			}
+		}
+	}
+	return have, nil
+}
+
+// tagValues lists the values of key in measurement, where the condition (may be empty) holds.
+func (s *Influx) tagValues(ctx context.Context, measurement, key, where string) ([]string, error) {
+	q := fmt.Sprintf(`SHOW TAG VALUES FROM %s WITH KEY = %s`, s.from(measurement), quoteIdent(key))
+	if where != "" {
+		q += " WHERE " + where
+	}
+	ss, err := s.query(ctx, http.MethodGet, s.db, q)
+	if err != nil {
+		return nil, fmt.Errorf("list %s of %s: %w", key, measurement, err)
+	}
+	var out []string
+	for _, se := range ss {
+		col := se.col()
+		for _, row := range se.Values {
+			if v, ok := row[col["value"]].(string); ok {
+				out = append(out, v)
+			}
+		}
+	}
 	return out, nil
 }
 
