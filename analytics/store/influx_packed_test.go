@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -189,4 +190,105 @@ func TestInfluxPackedTorn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInfluxPackedBackfill: a database written before packed rows existed (per-meter roll-ups
+// only), one whose fill was cut short, and one written before roll-ups existed (buckets only)
+// get their packed rows at open, and MeterTotals, which reads them, gives the buckets' sums.
+func TestInfluxPackedBackfill(t *testing.T) {
+	e := newPackedEnv(t)
+	s := e.open()
+	rng := rand.New(rand.NewPCG(5, 8))
+	sites := []string{"fill.a", "fill b"}
+	start := time.Date(2026, 1, 25, 0, 0, 0, 0, time.UTC)
+	for range 4 {
+		var bs []ledger.Bucket
+		for range 400 {
+			b := ledger.Bucket{
+				Site:     sites[rng.IntN(len(sites))],
+				Meter:    fmt.Sprintf("M%d", rng.IntN(4)),
+				Start:    start.Add(time.Duration(rng.IntN(70*24*60)) * time.Minute),
+				Volume:   math.Round(rng.Float64()*1e6) / 1e3,
+				Coverage: float64(rng.IntN(5)) / 4,
+			}
+			if rng.IntN(8) == 0 {
+				b.Flags = ledger.Flag(1 << rng.IntN(8))
+			}
+			bs = append(bs, b)
+		}
+		e.write(s, bs)
+	}
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	periods := [][2]time.Time{
+		{start.AddDate(0, 0, -30), start.AddDate(0, 3, 0)},
+		{time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 1, 0, 0, 0, 0, shanghai), time.Date(2026, 4, 1, 0, 0, 0, 0, shanghai)},
+		{time.Date(2026, 2, 10, 7, 13, 0, 0, time.UTC), time.Date(2026, 3, 30, 2, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 5, 0, 0, 0, 0, shanghai), time.Date(2026, 3, 6, 0, 0, 0, 0, shanghai)},
+	}
+	checkAll := func(s *Influx, label string) {
+		t.Helper()
+		for _, site := range sites {
+			for _, p := range periods {
+				e.check(s, label, site, p[0], p[1])
+			}
+		}
+	}
+	checkAll(s, "as written")
+
+	// An older release's database: per-meter roll-ups, no packed rows. Without them the months
+	// read nothing, which shows that the checks below read the filled rows.
+	for _, m := range []string{"site_hour", "site_day", "site_month"} {
+		e.exec(s, "DROP MEASUREMENT "+quoteIdent(m))
+	}
+	if got, err := s.MeterTotals(context.Background(), sites[0], periods[1][0], periods[1][1]); err != nil || len(got) != 0 {
+		t.Fatalf("without packed rows: %v, %v; want nothing", got, err)
+	}
+	s = e.open()
+	checkAll(s, "filled from per-meter roll-ups")
+	for _, site := range sites {
+		if ps := partsOf(t, s, "site_hour", site); len(ps) == 0 {
+			t.Errorf("%s has no site_hour rows", site)
+		}
+	}
+
+	// A fill cut short: the site's last marker says not done, and a row is wrong (as if only
+	// part of the site had been written). The next open fills the site again.
+	bad := []*write.Point{
+		write.NewPointWithMeasurement("rollup_fill").AddTag("site", sites[1]).AddField("done", false).SetTime(time.Now()),
+		write.NewPointWithMeasurement("site_month").AddTag("site", sites[1]).AddTag("part", "0").AddField(packedField, "1;M0 1e9 1 1 0;").SetTime(time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)),
+	}
+	if err := s.writePointsTo(context.Background(), s.roller, "test", bad); err != nil {
+		t.Fatal(err)
+	}
+	s = e.open()
+	checkAll(s, "after a fill cut short")
+	// And a site whose fill was done is not filled again: a wrong row stays wrong.
+	bad[0] = write.NewPointWithMeasurement("rollup_fill").AddTag("site", sites[1]).AddField("done", true).SetTime(time.Now())
+	if err := s.writePointsTo(context.Background(), s.roller, "test", bad); err != nil {
+		t.Fatal(err)
+	}
+	s = e.open()
+	if got, err := s.MeterTotals(context.Background(), sites[1], periods[1][0], periods[1][1]); err != nil || len(got) == 0 || got[0].Volume < 1e9 {
+		t.Errorf("a done site was filled again: %+v, %v", got, err)
+	}
+	e.exec(s, `DROP SERIES FROM `+quoteIdent("site_month")+` WHERE "site" = `+quoteString(sites[1]))
+	e.exec(s, `DROP MEASUREMENT "rollup_fill"`)
+	e.exec(s, `DROP MEASUREMENT "site_hour"`) // so that the next open fills both sites again
+
+	s = e.open()
+	checkAll(s, "filled again")
+
+	// A database written before roll-ups existed: buckets only. Both fills run.
+	for _, m := range []string{"volume_hour", "volume_day", "site_hour", "site_day", "site_month", "rollup_fill"} {
+		e.exec(s, "DROP MEASUREMENT "+quoteIdent(m))
+	}
+	s = e.open()
+	checkAll(s, "filled from buckets")
+	// Writing on after a fill: the cache loads the filled rows' periods.
+	e.write(s, []ledger.Bucket{{Site: sites[0], Meter: "M9", Start: time.Date(2026, 3, 15, 10, 0, 0, 0, time.UTC), Volume: 2, Coverage: 1}})
+	checkAll(s, "written on after the fill")
 }

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -416,50 +418,36 @@ func (s *Influx) tagValues(ctx context.Context, measurement, key, where string) 
 	return out, nil
 }
 
-// backfillRollups fills the roll-ups from the stored buckets when a database written before
-// roll-ups existed is opened (it has "volume" but no "volume_hour"), a month at a time per site.
+// backfillRollups fills, at open, the roll-ups a database written by an earlier release lacks:
+// the per-meter ones from the stored buckets when it has "volume" but no "volume_hour", then
+// the packed ones from the per-meter ones (backfillPacked).
 func (s *Influx) backfillRollups(ctx context.Context) error {
-	ms, err := s.query(ctx, http.MethodGet, s.db, "SHOW MEASUREMENTS")
+	have, err := s.measurements(ctx)
 	if err != nil {
-		return fmt.Errorf("list measurements: %w", err)
+		return err
 	}
-	have := map[string]bool{}
-	for _, se := range ms {
-		for _, row := range se.Values {
-			if name, ok := row[0].(string); ok {
-				have[name] = true
-			}
+	if have["volume"] && !have["volume_hour"] {
+		if err := s.backfillPerMeter(ctx); err != nil {
+			return err
+		}
+		if have, err = s.measurements(ctx); err != nil {
+			return err
 		}
 	}
-	if !have["volume"] || have["volume_hour"] {
-		return nil
-	}
-	tags, err := s.query(ctx, http.MethodGet, s.db, `SHOW TAG VALUES FROM "volume" WITH KEY = "site"`)
+	return s.backfillPacked(ctx, have)
+}
+
+// backfillPerMeter fills volume_hour and volume_day from the stored buckets, a month at a time
+// per site.
+func (s *Influx) backfillPerMeter(ctx context.Context) error {
+	sites, err := s.tagValues(ctx, "volume", "site", "")
 	if err != nil {
-		return fmt.Errorf("list sites: %w", err)
-	}
-	var sites []string
-	for _, se := range tags {
-		col := se.col()
-		for _, row := range se.Values {
-			if v, ok := row[col["value"]].(string); ok {
-				sites = append(sites, v)
-			}
-		}
+		return err
 	}
 	for _, site := range sites {
-		mt, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SHOW TAG VALUES FROM "volume" WITH KEY = "meter" WHERE "site" = %s`, quoteString(site)))
+		meters, err := s.tagValues(ctx, "volume", "meter", `"site" = `+quoteString(site))
 		if err != nil {
-			return fmt.Errorf("list meters of %s: %w", site, err)
-		}
-		var meters []string
-		for _, se := range mt {
-			col := se.col()
-			for _, row := range se.Values {
-				if v, ok := row[col["value"]].(string); ok {
-					meters = append(meters, v)
-				}
-			}
+			return err
 		}
 		span, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SELECT FIRST("volume") FROM %s WHERE "site" = %s; SELECT LAST("volume") FROM %s WHERE "site" = %s`,
 			s.from("volume"), quoteString(site), s.from("volume"), quoteString(site)))
@@ -489,6 +477,193 @@ func (s *Influx) backfillRollups(ctx context.Context) error {
 			}
 		}
 		s.logger.Info("ledger roll-ups filled from stored buckets", "site", site)
+	}
+	return nil
+}
+
+// backfillPacked builds the packed rows (packed.go) of the sites that have per-meter roll-ups
+// but no packed ones: a database written before packed rows existed. A site's fill is bracketed
+// by two points of "rollup_fill" (done false, then true), so a fill cut short by a stop is
+// made again at the next open rather than taken for done because some packed rows exist.
+func (s *Influx) backfillPacked(ctx context.Context, have map[string]bool) error {
+	if !have["volume_hour"] {
+		return nil
+	}
+	sites, err := s.tagValues(ctx, "volume_hour", "site", "")
+	if err != nil {
+		return err
+	}
+	packed := map[string]bool{}
+	if have["site_hour"] {
+		ps, err := s.tagValues(ctx, "site_hour", "site", "")
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			packed[p] = true
+		}
+	}
+	if have["rollup_fill"] {
+		ss, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SELECT LAST("done") AS "done" FROM %s GROUP BY "site"`, s.from("rollup_fill")))
+		if err != nil {
+			return fmt.Errorf("read packed roll-up fills: %w", err)
+		}
+		for _, se := range ss {
+			col := se.col()
+			for _, row := range se.Values {
+				if done, _ := row[col["done"]].(bool); !done {
+					delete(packed, se.Tags["site"])
+				}
+			}
+		}
+	}
+	s.rc.mu.Lock()
+	defer s.rc.mu.Unlock()
+	if s.rc.parts == nil {
+		s.rc.parts = map[sitePart]int{}
+	}
+	for _, site := range sites {
+		if packed[site] {
+			continue
+		}
+		start := time.Now()
+		if err := s.fillPacked(ctx, site); err != nil {
+			return err
+		}
+		s.logger.Info("packed roll-ups filled from per-meter roll-ups", "site", site, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// fillRows is about the most per-meter hour rows fillPacked reads in one request.
+const fillRows = 200000
+
+// fillPacked writes site's packed rows from its per-meter roll-ups, a month at a time: the
+// month's day rows give site_day and site_month, its hour rows (a few days per request for a
+// site with many meters) site_hour.
+func (s *Influx) fillPacked(ctx context.Context, site string) error {
+	marker := func(done bool) error {
+		p := write.NewPointWithMeasurement("rollup_fill").AddTag("site", site).AddField("done", done).SetTime(time.Now())
+		return s.writePointsTo(ctx, s.roller, "write packed roll-up fill marker", []*write.Point{p})
+	}
+	if err := marker(false); err != nil {
+		return err
+	}
+	if err := s.loadParts(ctx, []sitePeriod{{site: site}}); err != nil {
+		return err
+	}
+	span, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SELECT FIRST("n") FROM %s WHERE "site" = %s; SELECT LAST("n") FROM %s WHERE "site" = %s`,
+		s.from("volume_day"), quoteString(site), s.from("volume_day"), quoteString(site)))
+	if err != nil {
+		return fmt.Errorf("read the span of %s's roll-ups: %w", site, err)
+	}
+	if len(span) == 2 && len(span[0].Values) > 0 && len(span[1].Values) > 0 {
+		first, err1 := asInt(span[0].Values[0][0])
+		last, err2 := asInt(span[1].Values[0][0])
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("read the span of %s's roll-ups: %v %v", site, err1, err2)
+		}
+		for m := floorMonth(first); m <= last; {
+			next := ceilMonth(m + 1)
+			if err := s.fillPackedMonth(ctx, site, m, next); err != nil {
+				return err
+			}
+			if next == math.MaxInt64 {
+				break
+			}
+			m = next
+		}
+	}
+	return marker(true)
+}
+
+// fillPackedMonth writes site's packed rows of the UTC month [m, next).
+func (s *Influx) fillPackedMonth(ctx context.Context, site string, m, next int64) error {
+	read := func(measurement string, lo, hi int64, step int64) (map[int64]map[string]sums, error) {
+		ss, err := s.query(ctx, http.MethodGet, s.db, fmt.Sprintf(`SELECT "meter", "volume", "coverage", "n", "flags" FROM %s WHERE "site" = %s AND time >= %d AND time <= %d`,
+			s.from(measurement), quoteString(site), lo, hi))
+		if err != nil {
+			return nil, fmt.Errorf("read %s of %s from %s: %w", measurement, site, s.base.Redacted(), err)
+		}
+		out := map[int64]map[string]sums{}
+		for _, se := range ss {
+			col := se.col()
+			for _, row := range se.Values {
+				r, err := rowSums(col, row)
+				if err != nil {
+					s.logger.Warn("incomplete roll-up skipped", "measurement", measurement, "site", site, "err", err)
+					continue
+				}
+				if floorTo(r.start, step) != r.start {
+					continue
+				}
+				if out[r.start] == nil {
+					out[r.start] = map[string]sums{}
+				}
+				out[r.start][r.meter] = r.sums()
+			}
+		}
+		return out, nil
+	}
+	days, err := read("volume_day", m, next-1, dayNs)
+	if err != nil {
+		return err
+	}
+	var pts []*write.Point
+	perMeter := map[string]map[int64]sums{}
+	for _, d := range slices.Sorted(maps.Keys(days)) {
+		p, err := packedPoints(s.rc.parts, "site_day", site, d, days[d])
+		if err != nil {
+			return err
+		}
+		pts = append(pts, p...)
+		for meter, v := range days[d] {
+			if perMeter[meter] == nil {
+				perMeter[meter] = map[int64]sums{}
+			}
+			perMeter[meter][d] = v
+		}
+	}
+	if len(perMeter) > 0 {
+		month := map[string]sums{}
+		for meter, ds := range perMeter {
+			month[meter] = sumInOrder(ds)
+		}
+		p, err := packedPoints(s.rc.parts, "site_month", site, m, month)
+		if err != nil {
+			return err
+		}
+		pts = append(pts, p...)
+	}
+	if err := s.writePointsTo(ctx, s.roller, "write packed roll-ups", pts); err != nil {
+		return err
+	}
+	// The hours, a few days per request so that a site with many meters does not come back as
+	// one huge answer.
+	step := int64(max(1, fillRows/(24*max(1, len(perMeter))))) * dayNs
+	for lo := m; ; lo += step {
+		hi := next - 1
+		if next-lo > step { // no overflow: both lie in the storable range
+			hi = lo + step - 1
+		}
+		hours, err := read("volume_hour", lo, hi, hourNs)
+		if err != nil {
+			return err
+		}
+		pts = pts[:0]
+		for _, h := range slices.Sorted(maps.Keys(hours)) {
+			p, err := packedPoints(s.rc.parts, "site_hour", site, h, hours[h])
+			if err != nil {
+				return err
+			}
+			pts = append(pts, p...)
+		}
+		if err := s.writePointsTo(ctx, s.roller, "write packed roll-ups", pts); err != nil {
+			return err
+		}
+		if hi >= next-1 {
+			break
+		}
 	}
 	return nil
 }
