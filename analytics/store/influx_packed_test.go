@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -153,6 +154,21 @@ func TestInfluxPackedParts(t *testing.T) {
 	}
 	if n := len(partsOf(t, s, "site_month", psite)); n != after {
 		t.Errorf("site_month parts %d after a restart, want %d", n, after)
+	}
+	// What a restarted store learns of the part counts, in one statement for three
+	// measurements.
+	s.rc.mu.Lock()
+	s.rc.parts = map[sitePart]int{}
+	err := s.loadParts(context.Background(), []sitePeriod{{site: psite}})
+	learnt := maps.Clone(s.rc.parts)
+	s.rc.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"site_hour", "site_day", "site_month"} {
+		if got, want := learnt[sitePart{psite, m}], len(partsOf(t, s, m, psite)); got != want || got < 2 {
+			t.Errorf("loadParts: %s has %d parts, want %d (at least 2)", m, got, want)
+		}
 	}
 }
 

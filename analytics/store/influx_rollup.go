@@ -19,10 +19,12 @@ import (
 
 // The roll-ups in InfluxDB (see rollup.go) are the measurements "volume_hour" and "volume_day",
 // tags site and meter, at the UTC hour or day start: volume and coverage (float), n (integer,
-// buckets summed) and flags (integer, their union). The platform writes them itself after each
-// bucket write, with plain InfluxQL aggregates (GROUP BY time(1h) and time(1d), aligned to the
-// Unix epoch, so UTC); no continuous query or task is involved, so they work the same on 1.8,
-// 2.x and 3.x.
+// buckets summed) and flags (integer, their union); and the same sums packed per site in
+// "site_hour", "site_day" and "site_month" (packed.go), which MeterTotals reads. The platform
+// writes them itself after each bucket write (influx_rollcache.go), and fills them at open in a
+// database written before they existed, with plain InfluxQL (GROUP BY time(1h) and time(1d)
+// align to the Unix epoch, so UTC); no continuous query or task is involved, so they work the
+// same on 1.8, 2.x and 3.x.
 
 // aggRow is one meter's aggregate over one interval: the union of flags is known exactly when
 // lo == hi, otherwise it is looked up.
