@@ -94,6 +94,10 @@ func (s *Influx) queryEach(ctx context.Context, method, db, q string, fn func(st
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	// Uncompressed: the store sits next to InfluxDB, and gzip of an answer of packed roll-ups
+	// (a few hundred kilobytes of text) cost influxd more CPU than the transfer it saved, about a
+	// quarter of a MeterTotals of a year on the benchmark machine.
+	req.Header.Set("Accept-Encoding", "identity")
 	if s.auth != "" {
 		req.Header.Set("Authorization", s.auth)
 	}
@@ -131,14 +135,21 @@ func (s *Influx) queryEach(ctx context.Context, method, db, q string, fn func(st
 	}
 }
 
+// The replacers are built once: a strings.Replacer prepares its tables at its first use, which
+// cost more than the rest of a MeterTotals' statements when done per call.
+var (
+	identEscaper  = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	stringEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+)
+
 // quoteIdent quotes an InfluxQL identifier (database, retention policy, measurement, key).
 func quoteIdent(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+	return `"` + identEscaper.Replace(s) + `"`
 }
 
 // quoteString quotes an InfluxQL string literal (a tag value).
 func quoteString(s string) string {
-	return `'` + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + `'`
+	return `'` + stringEscaper.Replace(s) + `'`
 }
 
 // from names a measurement in its retention policy: the roll-ups' or the configured one.
