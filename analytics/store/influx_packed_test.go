@@ -182,7 +182,8 @@ func TestInfluxPackedTorn(t *testing.T) {
 	e.write(s, []ledger.Bucket{{Site: "torn", Meter: "A", Start: day.Add(time.Hour), Volume: 1, Coverage: 1}})
 	e.check(s, "as written", "torn", day, day.AddDate(0, 0, 1))
 	row := func(part int, text string) {
-		p := write.NewPointWithMeasurement("site_day").AddTag("site", "torn").AddTag("part", strconv.Itoa(part)).AddField(packedField, text).SetTime(day)
+		cycle, value := cycleTag("site_day", day.UnixNano())
+		p := write.NewPointWithMeasurement("site_day").AddTag("site", "torn").AddTag("part", strconv.Itoa(part)).AddTag(cycle, value).AddField(packedField, text).SetTime(day)
 		if err := s.writePointsTo(context.Background(), s.roller, "test", []*write.Point{p}); err != nil {
 			t.Fatal(err)
 		}

@@ -212,12 +212,15 @@ func packedPoints(parts map[sitePart]int, measurement, site string, start int64,
 	}
 	parts[key] = max(parts[key], len(texts))
 	pts := make([]*write.Point, len(texts))
+	cycle, value := cycleTag(measurement, start)
 	for i, t := range texts {
-		pts[i] = write.NewPointWithMeasurement(measurement).
+		p := write.NewPointWithMeasurement(measurement).
 			AddTag("site", site).
-			AddTag("part", strconv.Itoa(i)).
-			AddField(packedField, t).
-			SetTime(time.Unix(0, start))
+			AddTag("part", strconv.Itoa(i))
+		if cycle != "" {
+			p.AddTag(cycle, value)
+		}
+		pts[i] = p.AddField(packedField, t).SetTime(time.Unix(0, start))
 	}
 	return pts, nil
 }

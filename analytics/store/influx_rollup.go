@@ -187,8 +187,13 @@ func (s *Influx) MeterTotals(ctx context.Context, site string, from, to time.Tim
 				s.from("volume"), quoteString(site), p.lo, p.hi)
 			continue
 		}
-		stmts[i] = fmt.Sprintf(`SELECT "part", %s FROM %s WHERE "site" = %s AND time >= %d AND time <= %d`,
-			quoteIdent(packedField), s.from(packedMeasurement[p.kind]), quoteString(site), p.lo, p.hi)
+		measurement := packedMeasurement[p.kind]
+		cond := ""
+		if f := cycleFilter(measurement, p.lo, p.hi); f != "" {
+			cond = " AND " + f
+		}
+		stmts[i] = fmt.Sprintf(`SELECT "part", %s FROM %s WHERE "site" = %s%s AND time >= %d AND time <= %d`,
+			quoteIdent(packedField), s.from(measurement), quoteString(site), cond, p.lo, p.hi)
 	}
 	type acc struct {
 		t      engine.MeterTotal

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 )
@@ -23,8 +24,8 @@ import (
 // A period is read with one cursor per part, whatever the number of meters, and the sums are
 // added up in Go.
 //
-// The text of a part is a header, the number of parts of the row, and one record per meter,
-// each followed by ';':
+// The text of a part is a header, the number of parts of the row, and one record per meter in
+// increasing order of meter id (bytewise), each followed by ';':
 //
 //	2;M01 12.5 60 60 0;pump%20B 0.25 1.5 2 4;
 //
@@ -43,6 +44,57 @@ import (
 // minParts), so no part is ever left behind by a smaller rewrite; and since every part carries k,
 // a reader that sees parts of two different k, or fewer than k parts, knows it caught a row
 // being rewritten with more parts (meters moving between parts) and reads again.
+
+// cycleTag is the tag that spreads a packed measurement's rows over several series, and its
+// value for the row at start: the UTC day of the year (1-366) for site_hour, the UTC month (1-12)
+// for site_day, none for site_month.
+//
+// Why: influxd stores a series' points in compressed blocks of up to 1000 and decodes a whole
+// block to read one point. With one series per site, a 52-week shard holds 8 760 hour rows of
+// kilobytes each, and reading one hour decoded megabytes (7 ms for a 100-meter site, mostly
+// snappy and garbage collection in influxd); a year of day rows, 4 ms. With the cycle tag a
+// series holds at most 24 hour rows or 31 day rows per year-long shard, and since the values
+// repeat every year the number of series stays fixed: per site and part 366 + 12 + 1. A reader
+// names the tag values its time range spans, so influxd opens only those series.
+func cycleTag(measurement string, start int64) (key, value string) {
+	t := time.Unix(0, start).UTC()
+	switch measurement {
+	case "site_hour":
+		return "yday", strconv.Itoa(t.YearDay())
+	case "site_day":
+		return "month", strconv.Itoa(int(t.Month()))
+	}
+	return "", ""
+}
+
+// cycleFilter is the InfluxQL condition that selects the series of measurement that can hold
+// rows in [lo, hi], or "" when that would name more values than it is worth (any range is still
+// answered right: the time condition decides).
+func cycleFilter(measurement string, lo, hi int64) string {
+	key, _ := cycleTag(measurement, lo)
+	if key == "" {
+		return ""
+	}
+	step := dayNs
+	values := map[string]bool{}
+	var conds []string
+	for at := lo; at <= hi; {
+		_, v := cycleTag(measurement, at)
+		if !values[v] {
+			values[v] = true
+			conds = append(conds, quoteIdent(key)+" = "+quoteString(v))
+		}
+		if len(conds) > 4 {
+			return ""
+		}
+		next := floorTo(at, step) + step
+		if next <= at { // past the last representable day
+			break
+		}
+		at = next
+	}
+	return "(" + strings.Join(conds, " OR ") + ")"
+}
 
 const (
 	packedField = "meters"
@@ -104,8 +156,10 @@ func appendRecord(dst []byte, r meterSums) []byte {
 	return append(dst, ';')
 }
 
-// encodePart is the text of one part of a row of parts parts, with rows in the order given.
+// encodePart is the text of one part of a row of parts parts, its records in meter order.
 func encodePart(parts int, rows []meterSums) string {
+	rows = slices.Clone(rows)
+	slices.SortFunc(rows, func(a, b meterSums) int { return strings.Compare(a.meter, b.meter) })
 	b := strconv.AppendInt(nil, int64(parts), 10)
 	b = append(b, ';')
 	for _, r := range rows {
@@ -117,7 +171,8 @@ func encodePart(parts int, rows []meterSums) string {
 var errPacked = errors.New("malformed packed roll-up")
 
 // decodePart reads a text written by encodePart. It returns an error, never panics, on any
-// other text, including one that names a meter twice.
+// other text, including one whose meters are not in strictly increasing order (which is how a
+// meter named twice shows).
 func decodePart(text string) (parts int, rows []meterSums, err error) {
 	head, rest, ok := strings.Cut(text, ";")
 	if !ok {
@@ -127,7 +182,7 @@ func decodePart(text string) (parts int, rows []meterSums, err error) {
 	if err != nil || k < 1 || k > maxParts || strconv.Itoa(int(k)) != head {
 		return 0, nil, fmt.Errorf("%w: header %.20q is not a part count", errPacked, head)
 	}
-	seen := map[string]bool{}
+	rows = make([]meterSums, 0, strings.Count(rest, ";"))
 	for rest != "" {
 		rec, next, ok := strings.Cut(rest, ";")
 		if !ok {
@@ -138,10 +193,9 @@ func decodePart(text string) (parts int, rows []meterSums, err error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if seen[r.meter] {
-			return 0, nil, fmt.Errorf("%w: meter %q twice", errPacked, r.meter)
+		if n := len(rows); n > 0 && rows[n-1].meter >= r.meter {
+			return 0, nil, fmt.Errorf("%w: meter %q after %q", errPacked, r.meter, rows[n-1].meter)
 		}
-		seen[r.meter] = true
 		rows = append(rows, r)
 	}
 	return int(k), rows, nil

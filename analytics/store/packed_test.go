@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
@@ -69,9 +71,9 @@ func randomSums(rng *rand.Rand) sums {
 	return sums{volume: randomFloat(rng), coverage: randomFloat(rng), n: rng.Int64() >> rng.IntN(64), flags: ledger.Flag(rng.Uint32())}
 }
 
-// TestPackedRoundTrip: decodePart(encodePart(k, rows)) gives back k and rows exactly, for ids of
-// any UTF-8 up to 256 bytes and any float64, and the text holds none of the characters the line
-// protocol would escape.
+// TestPackedRoundTrip: decodePart(encodePart(k, rows)) gives back k and rows exactly (in meter
+// order), for ids of any UTF-8 up to 256 bytes and any float64, and the text holds none of the
+// characters the line protocol would escape.
 func TestPackedRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	for range 2000 {
@@ -87,6 +89,7 @@ func TestPackedRoundTrip(t *testing.T) {
 			rows = append(rows, meterSums{id, randomSums(rng)})
 		}
 		text := encodePart(k, rows)
+		slices.SortFunc(rows, func(a, b meterSums) int { return strings.Compare(a.meter, b.meter) })
 		if i := strings.IndexAny(text, "\t\n\f\r\\\""); i >= 0 {
 			t.Fatalf("text has %q at %d: %q", text[i], i, text)
 		}
@@ -114,6 +117,9 @@ func FuzzPackedRoundTrip(f *testing.F) {
 		rows := []meterSums{{id1, sums{v, c, n, ledger.Flag(flags)}}}
 		if id2 != id1 {
 			rows = append(rows, meterSums{id2, sums{c, v, -n, ledger.Flag(^flags)}})
+		}
+		if len(rows) == 2 && id2 < id1 {
+			rows[0], rows[1] = rows[1], rows[0] // the text is in meter order
 		}
 		k, got, err := decodePart(encodePart(3, rows))
 		if err != nil || k != 3 || len(got) != len(rows) {
@@ -173,6 +179,7 @@ func TestPackedMalformed(t *testing.T) {
 		"1;M%2 1 2 3 4;",             // escape cut short
 		"1;M%zz 1 2 3 4;",            // not hex
 		"1;M01 1 2 3 4;M01 1 2 3 4;", // a meter twice
+		"1;b 1 2 3 4;a 1 2 3 4;",     // out of order
 	} {
 		if _, _, err := decodePart(text); err == nil || !errors.Is(err, errPacked) {
 			t.Errorf("decodePart(%q) = %v, want an errPacked error", text, err)
@@ -248,5 +255,30 @@ func TestPackParts(t *testing.T) {
 	}
 	if _, err := packParts(map[string]sums{strings.Repeat("x", partLimit): {}}, 0); !errors.Is(err, ErrRejected) {
 		t.Errorf("a meter id longer than a part: %v, want ErrRejected", err)
+	}
+}
+
+// TestCycleFilter: the condition names exactly the cycle values of the days in the range, and
+// is left out where it would name many.
+func TestCycleFilter(t *testing.T) {
+	at := func(y int, m time.Month, d, h int) int64 { return time.Date(y, m, d, h, 0, 0, 0, time.UTC).UnixNano() }
+	for _, tc := range []struct {
+		measurement string
+		lo, hi      int64
+		want        string
+	}{
+		{"site_hour", at(2026, 2, 26, 3), at(2026, 2, 26, 5) - 1, `("yday" = '57')`},
+		{"site_hour", at(2026, 2, 26, 16), at(2026, 2, 27, 16) - 1, `("yday" = '57' OR "yday" = '58')`},
+		{"site_hour", at(2026, 12, 31, 16), at(2027, 1, 1, 16) - 1, `("yday" = '365' OR "yday" = '1')`},
+		{"site_day", at(2026, 3, 1, 0), at(2026, 3, 31, 0) - 1, `("month" = '3')`},
+		{"site_day", at(2026, 1, 15, 0), at(2026, 2, 20, 0) - 1, `("month" = '1' OR "month" = '2')`},
+		{"site_day", at(2026, 1, 1, 0), at(2027, 1, 1, 0) - 1, ``},
+		{"site_month", at(2026, 1, 1, 0), at(2027, 1, 1, 0) - 1, ``},
+		{"site_hour", maxNanos - 3*hourNs, maxNanos, `("yday" = '101')`},
+		{"site_hour", minNanos, minNanos + hourNs, `("yday" = '264')`},
+	} {
+		if got := cycleFilter(tc.measurement, tc.lo, tc.hi); got != tc.want {
+			t.Errorf("cycleFilter(%s, %v, %v) = %s, want %s", tc.measurement, fromNanos(tc.lo), fromNanos(tc.hi), got, tc.want)
+		}
 	}
 }
