@@ -95,6 +95,7 @@ func sumInOrder(m map[int64]sums) sums {
 	return t
 }
 
+// cellSums sums an hour's buckets in time order, for the same reason as sumInOrder.
 func cellSums(m map[int64]cell) sums {
 	var t sums
 	for _, k := range slices.Sorted(maps.Keys(m)) {
