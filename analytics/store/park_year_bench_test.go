@@ -27,7 +27,8 @@ import (
 //     summed from them in SQL;
 //   - InfluxDB: every UTC day of the same span, and the UTC hours of the days that a local
 //     month, day or year of the benchmarks reads at its edges (the last UTC day of every month,
-//     and all of December 2026, for the evaluator's days).
+//     and all of December 2026, for the evaluator's days); per meter and packed per site, with
+//     the packed UTC months summed from the days.
 //
 // Each hour of a meter carries 60 buckets' worth (n = 60, coverage 60) with a volume that
 // varies by meter and hour, so that no sum is trivially constant.
@@ -159,8 +160,21 @@ func parkYearInflux(b testing.TB, sites []*analytics.Site) *Influx {
 		return write.NewPointWithMeasurement(measurement).AddTag("site", site).AddTag("meter", meter).
 			AddField("volume", vol).AddField("coverage", n).AddField("n", int64(n)).AddField("flags", int64(0)).SetTime(at)
 	}
+	// The packed rows (packed.go) hold the same sums as the per-meter rows: per hour and day
+	// every meter's row of that period, per UTC month every meter's days summed in order.
+	parts := map[sitePart]int{}
+	packed := func(pts []*write.Point, measurement, site string, at time.Time, rows map[string]sums) []*write.Point {
+		p, err := packedPoints(parts, measurement, site, at.UnixNano(), rows)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return append(pts, p...)
+	}
 	for si, s := range sites {
 		var pts []*write.Point
+		hours := map[time.Time]map[string]sums{}
+		days := map[time.Time]map[string]sums{}
+		months := map[time.Time]map[string]map[int64]sums{}
 		for mi, m := range s.Meters {
 			for d := range yearHours / 24 {
 				day := yearFirstHour.AddDate(0, 0, d)
@@ -170,11 +184,41 @@ func parkYearInflux(b testing.TB, sites []*analytics.Site) *Influx {
 					v := hourVolume(perMinute(m.ID), i, si*meterPerSite+mi)
 					sum += v
 					if wantHours(day) {
-						pts = append(pts, pt("volume_hour", s.ID, m.ID, day.Add(time.Duration(h)*time.Hour), v, 60))
+						at := day.Add(time.Duration(h) * time.Hour)
+						pts = append(pts, pt("volume_hour", s.ID, m.ID, at, v, 60))
+						if hours[at] == nil {
+							hours[at] = map[string]sums{}
+						}
+						hours[at][m.ID] = sums{volume: v, coverage: 60, n: 60}
 					}
 				}
 				pts = append(pts, pt("volume_day", s.ID, m.ID, day, sum, 24*60))
+				if days[day] == nil {
+					days[day] = map[string]sums{}
+				}
+				days[day][m.ID] = sums{volume: sum, coverage: 24 * 60, n: 24 * 60}
+				month := time.Date(day.Year(), day.Month(), 1, 0, 0, 0, 0, time.UTC)
+				if months[month] == nil {
+					months[month] = map[string]map[int64]sums{}
+				}
+				if months[month][m.ID] == nil {
+					months[month][m.ID] = map[int64]sums{}
+				}
+				months[month][m.ID][day.UnixNano()] = days[day][m.ID]
 			}
+		}
+		for at, rows := range hours {
+			pts = packed(pts, "site_hour", s.ID, at, rows)
+		}
+		for at, rows := range days {
+			pts = packed(pts, "site_day", s.ID, at, rows)
+		}
+		for at, perMeter := range months {
+			rows := map[string]sums{}
+			for m, ds := range perMeter {
+				rows[m] = sumInOrder(ds)
+			}
+			pts = packed(pts, "site_month", s.ID, at, rows)
 		}
 		if err := st.writePointsTo(ctx, st.roller, "write fixture", pts); err != nil {
 			b.Fatal(err)

@@ -3,6 +3,7 @@ package store
 import (
 	"math"
 	"slices"
+	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/ledger"
 )
@@ -29,6 +30,7 @@ const (
 	fromBuckets rangeKind = iota
 	fromHours
 	fromDays
+	fromMonths // InfluxDB only (splitMonths): the packed month rows
 )
 
 // piece is a closed nanosecond range [lo, hi] read from one table.
@@ -92,6 +94,64 @@ func split(lo, hi int64) []piece {
 	}
 	add(fromBuckets, h1, end)
 	return out
+}
+
+// splitMonths is split with a fourth level, for InfluxDB's packed roll-ups (influx_packed.go):
+// the whole UTC calendar months inside a run of whole days are read from month rows. A year
+// then reads about a dozen month rows instead of 365 day rows. SQLite keeps split: it has no
+// month table and its day sums already cost little.
+func splitMonths(lo, hi int64) []piece {
+	var out []piece
+	for _, p := range split(lo, hi) {
+		if p.kind != fromDays {
+			out = append(out, p)
+			continue
+		}
+		end := p.hi + 1 // a whole day, so no overflow
+		m0, m1 := ceilMonth(p.lo), floorMonth(end)
+		if m0 >= m1 {
+			out = append(out, p)
+			continue
+		}
+		if p.lo < m0 {
+			out = append(out, piece{fromDays, p.lo, m0 - 1})
+		}
+		out = append(out, piece{fromMonths, m0, m1 - 1})
+		if m1 < end {
+			out = append(out, piece{fromDays, m1, end - 1})
+		}
+	}
+	return out
+}
+
+// monthStart is the start of the UTC calendar month holding x.
+func monthStart(x int64) time.Time {
+	t := time.Unix(0, x).UTC()
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+// floorMonth rounds x down to the start of its UTC month, or to math.MinInt64 when that start
+// is not an int64 of nanoseconds.
+func floorMonth(x int64) int64 {
+	m := monthStart(x)
+	if m.Before(time.Unix(0, math.MinInt64)) {
+		return math.MinInt64
+	}
+	return m.UnixNano()
+}
+
+// ceilMonth rounds x up to the start of a UTC month, or to math.MaxInt64 when that start is not
+// an int64 of nanoseconds.
+func ceilMonth(x int64) int64 {
+	m := monthStart(x)
+	if !m.Before(time.Unix(0, math.MinInt64)) && m.UnixNano() == x {
+		return x
+	}
+	next := m.AddDate(0, 1, 0)
+	if next.After(time.Unix(0, math.MaxInt64)) {
+		return math.MaxInt64
+	}
+	return next.UnixNano()
 }
 
 // touched lists, per site and meter, the hours whose buckets bs change, and the days of those

@@ -2,14 +2,17 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/aqualoop/aqualoop/analytics/engine"
 	"github.com/aqualoop/aqualoop/analytics/ledger"
+	"github.com/aqualoop/aqualoop/internal/testenv"
 )
 
 // TestSplit checks that the pieces of a range cover it exactly, in order, and that every
@@ -61,17 +64,87 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+// TestSplitMonths checks splitMonths as TestSplit checks split, and that its month pieces are
+// whole UTC calendar months with no whole month left in a run of days.
+func TestSplitMonths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	isMonthStart := func(x int64) bool { return floorMonth(x) == x }
+	months := 0
+	check := func(lo, hi int64) {
+		ps := splitMonths(lo, hi)
+		next := lo
+		for _, p := range ps {
+			if p.lo != next || p.hi < p.lo {
+				t.Fatalf("splitMonths(%d, %d) = %+v: gap or overlap at %d", lo, hi, ps, next)
+			}
+			switch p.kind {
+			case fromMonths:
+				months++
+				if !isMonthStart(p.lo) || !isMonthStart(p.hi+1) {
+					t.Fatalf("splitMonths(%d, %d): piece %+v is not whole months", lo, hi, p)
+				}
+			case fromDays:
+				if p.lo%dayNs != 0 || (p.hi+1)%dayNs != 0 {
+					t.Fatalf("splitMonths(%d, %d): piece %+v is not whole days", lo, hi, p)
+				}
+				if m0 := ceilMonth(p.lo); m0 < p.hi && ceilMonth(m0+1) <= p.hi+1 {
+					t.Fatalf("splitMonths(%d, %d): days %+v hold the whole month from %v", lo, hi, p, fromNanos(m0))
+				}
+			}
+			next = p.hi + 1
+		}
+		if next != hi+1 {
+			t.Fatalf("splitMonths(%d, %d) = %+v ends at %d", lo, hi, ps, next-1)
+		}
+	}
+	for range 5000 {
+		lo := base + rng.Int64N(400*dayNs) - 200*dayNs
+		hi := lo + rng.Int64N(400*dayNs)
+		switch rng.IntN(4) {
+		case 0:
+			lo = floorMonth(lo)
+		case 1:
+			lo = floorTo(lo, dayNs)
+		}
+		if rng.IntN(3) == 0 {
+			hi = floorMonth(hi) - 1
+		}
+		if hi >= lo {
+			check(lo, hi)
+		}
+	}
+	if months < 2000 {
+		t.Errorf("only %d month pieces in 5000 ranges", months)
+	}
+	for _, r := range [][2]int64{{minNanos, maxNanos}, {maxNanos - 5, maxNanos}, {minNanos, minNanos + 5}, {maxNanos - 90*dayNs, maxNanos}, {minNanos, minNanos + 90*dayNs}} {
+		check(r[0], r[1])
+	}
+}
+
 func TestRollupsSQLite(t *testing.T) {
 	s, err := OpenSQLite(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	testRollups(t, s)
+	testRollups(t, s, nil)
 }
 
+// TestRollupsInflux also restarts the store half-way, so that the roll-up cache is loaded from
+// what the first instance stored.
 func TestRollupsInflux(t *testing.T) {
-	testRollups(t, openTestInflux(t))
+	in := testenv.InfluxDB(t)
+	in.CreateDatabase(t, "aqualoop")
+	open := func() rollupStore {
+		s, err := OpenInflux(context.Background(), InfluxConfig{URLs: []string{in.URL()}, Bucket: "aqualoop/autogen"}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	testRollups(t, open(), open)
 }
 
 type rollupStore interface {
@@ -83,13 +156,17 @@ type rollupStore interface {
 // whatever order buckets arrive in (late ones, corrected ones), MeterTotals answers what summing
 // the stored buckets answers. The buckets are random in volume, coverage and flags and sparse
 // in time, so some hours and days hold one bucket and some none.
-func testRollups(t *testing.T, s rollupStore) {
+//
+// The data runs from 20 February to 5 April, so that periods spanning a month in any of the
+// zones hold the whole of March (UTC), which InfluxDB reads from its packed month rows. With
+// reopen, the store is opened again (a restart) after the second round.
+func testRollups(t *testing.T, s rollupStore, reopen func() rollupStore) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(7, 11))
 	const rsite = "roll.site-1"
 	meters := []string{"A", "B", "C"}
 	start := time.Date(2026, 2, 20, 0, 0, 0, 0, time.UTC)
-	const span = 12 * 24 * 60 // minutes
+	const span = 45 * 24 * 60 // minutes
 	truth := map[[2]any]ledger.Bucket{}
 	random := func() ledger.Bucket {
 		b := ledger.Bucket{
@@ -127,22 +204,32 @@ func testRollups(t *testing.T, s rollupStore) {
 	period := func() (time.Time, time.Time) {
 		loc := zones[rng.IntN(len(zones))]
 		from := start.Add(time.Duration(rng.Int64N(int64(span) * int64(time.Minute)))).Add(-24 * time.Hour).In(loc)
-		switch rng.IntN(4) {
+		switch rng.IntN(6) {
 		case 0: // a local day or several
 			from = time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, loc)
 			return from, from.AddDate(0, 0, 1+rng.IntN(10))
 		case 1: // local hours
 			from = from.Truncate(time.Hour)
 			return from, from.Add(time.Duration(1+rng.IntN(72)) * time.Hour)
-		case 2: // the whole range, in a local month
+		case 2: // the whole range, in local months
 			from = time.Date(2026, 2, 1, 0, 0, 0, 0, loc)
-			return from, from.AddDate(0, 2, 0)
+			return from, from.AddDate(0, 3, 0)
+		case 3: // a local month, or two
+			from = time.Date(2026, time.Month(2+rng.IntN(3)), 1, 0, 0, 0, 0, loc)
+			return from, from.AddDate(0, 1+rng.IntN(2), 0)
+		case 4: // from a day in February to a day in April, minutes at either end
+			from = time.Date(2026, 2, 15+rng.IntN(14), rng.IntN(24), rng.IntN(60), 0, 0, loc)
+			return from, time.Date(2026, 4, 1+rng.IntN(7), rng.IntN(24), rng.IntN(60), 0, 0, loc)
 		}
 		return from.Truncate(time.Minute), from.Add(time.Duration(rng.Int64N(int64(10 * 24 * time.Hour))))
 	}
+	monthPeriods := 0
 	check := func(round int) {
 		for i := range 40 {
 			from, to := period()
+			if lo, hi, ok := bounds(from, to); ok && slices.ContainsFunc(splitMonths(lo, hi), func(p piece) bool { return p.kind == fromMonths }) {
+				monthPeriods++
+			}
 			got, err := s.MeterTotals(ctx, rsite, from, to)
 			if err != nil {
 				t.Fatal(err)
@@ -169,6 +256,9 @@ func testRollups(t *testing.T, s rollupStore) {
 	// Batches in random order: every batch after the first is late for some meter, and a
 	// bucket written again (same meter and minute) is a correction.
 	for round := range 4 {
+		if round == 2 && reopen != nil {
+			s = reopen()
+		}
 		for range 3 {
 			write(300 + rng.IntN(300))
 		}
@@ -176,6 +266,9 @@ func testRollups(t *testing.T, s rollupStore) {
 	}
 	if len(truth) < 3000 {
 		t.Fatalf("only %d distinct buckets: the property saw too little data", len(truth))
+	}
+	if monthPeriods < 20 {
+		t.Fatalf("only %d of the periods hold a whole UTC month", monthPeriods)
 	}
 }
 
