@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -169,23 +170,39 @@ func TestSpoolBound(t *testing.T) {
 		}
 	}
 
+	// Once the broker is back nothing more is dropped. Waiting for a reading of every meter
+	// taken after that moment makes each meter's newest reading one that cannot have been
+	// dropped: on a loaded machine a meter's last reading before it could otherwise sit in the
+	// oldest segment and be dropped, and the check below would wait for it forever.
 	broker.Start()
-	eventually(t, 30*time.Second, "the backlog delivered", func() bool {
-		return getHealth(t, addr).BrokerConnected && getMetrics(t, addr)["aqualoop_spool_readings"] < 15
+	back := time.Now()
+	meters := meterIDs(cfg)
+	eventually(t, 30*time.Second, "the backlog delivered and a fresh reading of every meter", func() bool {
+		return getHealth(t, addr).BrokerConnected && getMetrics(t, addr)["aqualoop_spool_readings"] < 15 &&
+			len(rec.readSince(meters, back)) == 0
 	})
 	stop()
 	dropped := droppedFull(t, reg)
-	last := lastSeqs(t, cfg.Spool, cfg.Site, meterIDs(cfg))
-	eventually(t, 30*time.Second, "the newest reading of every meter", func() bool {
+	last := lastSeqs(t, cfg.Spool, cfg.Site, meters)
+	var waiting []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		waiting = waiting[:0]
 		rec.mu.Lock()
-		defer rec.mu.Unlock()
 		for meter, n := range last {
 			if rec.seqs[meter][n] == 0 {
-				return false
+				waiting = append(waiting, fmt.Sprintf("%s seq %d", meter, n))
 			}
 		}
-		return true
-	})
+		rec.mu.Unlock()
+		if len(waiting) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s the newest reading of these meters has not arrived: %s", strings.Join(waiting, ", "))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	lost := 0
 	for _, seqs := range rec.missing(last) {
 		lost += len(seqs)

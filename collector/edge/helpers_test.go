@@ -214,16 +214,17 @@ func getMetrics(t *testing.T, addr string) map[string]float64 {
 // recorder is an MQTT subscriber with a persistent session that records the sequence numbers
 // it receives per meter.
 type recorder struct {
-	mu   sync.Mutex
-	seqs map[string]map[uint64]int // meter → seq → times received
-	dups int
-	bad  []string
-	c    mqtt.Client
+	mu     sync.Mutex
+	seqs   map[string]map[uint64]int // meter → seq → times received
+	newest map[string]time.Time      // meter → time of the newest reading received
+	dups   int
+	bad    []string
+	c      mqtt.Client
 }
 
 func newRecorder(t *testing.T, broker, site string) *recorder {
 	t.Helper()
-	r := &recorder{seqs: map[string]map[uint64]int{}}
+	r := &recorder{seqs: map[string]map[uint64]int{}, newest: map[string]time.Time{}}
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID("test-recorder-" + strings.ReplaceAll(t.Name(), "/", "-")).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(200 * time.Millisecond).SetMaxReconnectInterval(time.Second).
@@ -253,9 +254,24 @@ func (r *recorder) handle(_ mqtt.Client, m mqtt.Message) {
 		r.seqs[rd.Meter] = map[uint64]int{}
 	}
 	r.seqs[rd.Meter][rd.Seq]++
+	if rd.Time.After(r.newest[rd.Meter]) {
+		r.newest[rd.Meter] = rd.Time
+	}
 	if r.seqs[rd.Meter][rd.Seq] > 1 {
 		r.dups++
 	}
+}
+
+// readSince reports the meters of which no reading taken at or after t has arrived yet.
+func (r *recorder) readSince(meters []string, t time.Time) (waiting []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range meters {
+		if r.newest[m].Before(t) {
+			waiting = append(waiting, m)
+		}
+	}
+	return waiting
 }
 
 // missing lists, per meter, the seqs of 1..last that never arrived.
